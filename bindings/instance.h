@@ -1,0 +1,14 @@
+// Per-environment state (one per Node main thread or worker_thread that loads the addon).
+#pragma once
+#include <napi.h>
+
+namespace ndjs {
+
+struct InstanceData {
+  Napi::FunctionReference tensorHandleCtor;
+  Napi::FunctionReference safetensorsHandleCtor;
+};
+
+InstanceData& instanceData(Napi::Env env);
+
+}  // namespace ndjs

@@ -1,0 +1,89 @@
+#include "tensor_handle.h"
+
+#include "core/error.h"
+#include "convert.h"
+#include "errors.h"
+#include "instance.h"
+
+namespace ndjs {
+
+Napi::Function TensorHandle::define(Napi::Env env) {
+  return DefineClass(env, "TensorHandle",
+                     {
+                         InstanceMethod<&TensorHandle::shape>("shape"),
+                         InstanceMethod<&TensorHandle::dtype>("dtype"),
+                         InstanceMethod<&TensorHandle::device>("device"),
+                         InstanceMethod<&TensorHandle::nbytes>("nbytes"),
+                         InstanceMethod<&TensorHandle::zeroCopy>("zeroCopy"),
+                         InstanceMethod<&TensorHandle::dispose>("dispose"),
+                     });
+}
+
+TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {}
+
+TensorHandle::~TensorHandle() {
+  release();
+  keepAlive_.reset();
+}
+
+void TensorHandle::release() {
+  if (reportedBytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+    reportedBytes_ = 0;
+  }
+  // keepAlive_ stays until the destructor: a job still reading wrapped memory pins this handle,
+  // and the JS memory must outlive that job even after dispose().
+  tensor_ = nd::Tensor();
+}
+
+Napi::Object TensorHandle::wrap(Napi::Env env, nd::Tensor t, std::shared_ptr<Napi::Reference<Napi::Value>> keepAlive) {
+  Napi::Object obj = instanceData(env).tensorHandleCtor.New({});
+  TensorHandle* h = Unwrap(obj);
+  h->tensor_ = std::move(t);
+  h->keepAlive_ = std::move(keepAlive);
+  if (h->tensor_.storage && h->tensor_.storage->ownsMemory()) {
+    h->reportedBytes_ = int64_t(h->tensor_.storage->bytes());
+    Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes_);
+  }
+  return obj;
+}
+
+TensorHandle* TensorHandle::unwrap(Napi::Value v, const char* name) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(instanceData(env).tensorHandleCtor.Value()))
+    nd::fail(nd::ErrorCode::Arg, std::string("Expected Tensor for ") + name);
+  return Unwrap(v.As<Napi::Object>());
+}
+
+const nd::Tensor& TensorHandle::tensor() const {
+  ND_REQUIRE(!disposed_, Disposed, "Tensor was disposed");
+  return tensor_;
+}
+
+Napi::Value TensorHandle::shape(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return shapeToJs(info.Env(), tensor().shape); });
+}
+
+Napi::Value TensorHandle::dtype(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), nd::dtypeName(tensor().dtype)); });
+}
+
+Napi::Value TensorHandle::device(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), tensor().device().str()); });
+}
+
+Napi::Value TensorHandle::nbytes(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), double(tensor().nbytes())); });
+}
+
+Napi::Value TensorHandle::zeroCopy(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !disposed_ && tensor_.storage && !tensor_.storage->ownsMemory());
+}
+
+Napi::Value TensorHandle::dispose(const Napi::CallbackInfo& info) {
+  disposed_ = true;
+  release();
+  return info.Env().Undefined();
+}
+
+}  // namespace ndjs

@@ -1,0 +1,18 @@
+/**
+ * node-diffusion: diffusion-model inference for Node.js.
+ * @packageDocumentation
+ */
+export { Tensor, type TensorFromOptions, type TensorCreateOptions } from './tensor.js';
+export { DTYPES, type DType, type TypedArrayFor, type AnyTypedArray } from './dtype.js';
+export { randn, type RandnOptions, type Seed } from './random.js';
+export {
+  setThreads, getThreads, configureDevices, devices, memoryStats, emptyCache, setMemoryLimit,
+  type DeviceId, type DeviceConfig, type DeviceInfo, type MemoryStats,
+} from './device.js';
+export { openSafetensors, loadSafetensors, saveSafetensors, SafetensorsFile, type SafetensorsTensorInfo } from './safetensors.js';
+export { init, backendInfo, type BackendInfo, type InitOptions } from './info.js';
+export type { BackendRequest } from './binding.js';
+export {
+  DiffusionError, ArgumentError, ShapeError, DTypeError, FileFormatError, IOError, DeviceError, OutOfMemoryError,
+  ModelError, AbortError, DisposedError, BindingLoadError, InternalError, type ErrorCode,
+} from './errors.js';

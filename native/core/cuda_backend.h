@@ -1,0 +1,39 @@
+// The CUDA runtime as the core sees it. Implemented in cuda_backend.cu when the backend is compiled,
+// and in cuda_backend_nocuda.cpp (every call reports why there is no CUDA) when it is not.
+// All device pointers are plain void*; every call is checked and throws nd::Error (ERR_ND_DEVICE,
+// ERR_ND_OOM for allocation failures).
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace nd::cuda {
+
+struct DeviceProps {
+  std::string name;
+  int major = 0, minor = 0;
+  size_t totalMemory = 0;
+  int multiProcessors = 0;
+};
+
+struct ProbeResult {
+  bool compiled = false;      // this binary has the CUDA backend
+  int runtimeVersion = 0;     // e.g. 13000
+  int driverVersion = 0;      // 0 when no driver was found
+  int deviceCount = 0;
+  std::string error;          // why CUDA is unusable, empty when usable
+};
+
+bool compiled() noexcept;
+// Never throws: reports the driver/runtime state (used by the loader's child-process check).
+ProbeResult probe() noexcept;
+DeviceProps deviceProps(int device);
+
+void* deviceMalloc(int device, size_t bytes);  // throws ERR_ND_OOM when the device is full
+void deviceFree(int device, void* ptr) noexcept;
+void memcpyHostToDevice(int device, void* dst, const void* src, size_t bytes);
+void memcpyDeviceToHost(int device, void* dst, const void* src, size_t bytes);
+void memcpyDeviceToDevice(int dstDevice, void* dst, int srcDevice, const void* src, size_t bytes);
+void memsetZero(int device, void* dst, size_t bytes);
+void synchronize(int device);
+
+}  // namespace nd::cuda
