@@ -7,6 +7,22 @@
 
 namespace ndjs {
 
+namespace {
+// Direct N-API call: node-addon-api's wrapper aborts the process if the call fails, and a failed
+// accounting update is not worth a crash.
+void adjustExternalMemory(Napi::Env env, int64_t change) {
+  int64_t total = 0;
+  (void)napi_adjust_external_memory(env, change, &total);
+}
+}  // namespace
+
+// The isolate's external-memory total as V8 accounts it (what the GC heuristics see).
+Napi::Value externalMemory(const Napi::CallbackInfo& info) {
+  int64_t total = 0;
+  (void)napi_adjust_external_memory(info.Env(), 0, &total);
+  return Napi::Number::New(info.Env(), double(total));
+}
+
 Napi::Function TensorHandle::define(Napi::Env env) {
   return DefineClass(env, "TensorHandle",
                      {
@@ -28,7 +44,7 @@ TensorHandle::~TensorHandle() {
 
 void TensorHandle::release() {
   if (reportedBytes_) {
-    Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+    adjustExternalMemory(Env(), -reportedBytes_);
     reportedBytes_ = 0;
   }
   // keepAlive_ stays until the destructor: a job still reading wrapped memory pins this handle,
@@ -43,7 +59,7 @@ Napi::Object TensorHandle::wrap(Napi::Env env, nd::Tensor t, std::shared_ptr<Nap
   h->keepAlive_ = std::move(keepAlive);
   if (h->tensor_.storage && h->tensor_.storage->ownsMemory()) {
     h->reportedBytes_ = int64_t(h->tensor_.storage->bytes());
-    Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes_);
+    adjustExternalMemory(env, h->reportedBytes_);
   }
   return obj;
 }

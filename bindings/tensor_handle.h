@@ -9,6 +9,8 @@
 
 namespace ndjs {
 
+Napi::Value externalMemory(const Napi::CallbackInfo& info);
+
 class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
  public:
   static Napi::Function define(Napi::Env env);

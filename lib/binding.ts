@@ -69,6 +69,7 @@ export interface NativeAddon {
   setMemoryLimit(device: string, bytes: number): void;
   setCpuIsa(isa: string): void;
   probeCuda(): CudaProbe;
+  externalMemory(): number;
   nativeInfo(): NativeInfo;
   safetensorsOpen(path: string): Promise<NativeSafetensorsHandle>;
   safetensorsWrite(path: string, entries: { name: string; tensor: NativeTensorHandle }[], metadata: [string, string][]): Promise<void>;

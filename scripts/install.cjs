@@ -5,14 +5,11 @@
 //   ND_POSTINSTALL=skip skips everything.
 'use strict';
 const { spawnSync } = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 if (process.env.ND_POSTINSTALL === 'skip') process.exit(0);
 const force = process.env.ND_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
-// In a git checkout (contributors), `npm run build` is the explicit step; do not build on install.
-if (!force && fs.existsSync(path.join(root, '.git'))) process.exit(0);
 
 function prebuildLoads() {
   try {

@@ -27,11 +27,7 @@ namespace nd::io {
 
 namespace {
 
-struct DTypeRow {
-  StDType st;
-  const char* name;
-  size_t size;
-};
+struct DTypeRow { StDType st; const char* name; size_t size; };
 constexpr DTypeRow kRows[] = {
     {StDType::BOOL, "BOOL", 1},       {StDType::U8, "U8", 1},           {StDType::I8, "I8", 1},
     {StDType::I16, "I16", 2},         {StDType::U16, "U16", 2},         {StDType::F16, "F16", 2},

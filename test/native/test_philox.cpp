@@ -230,6 +230,23 @@ ND_TEST(golden_values) {
   }
 }
 
+ND_TEST(golden_digest) {
+  // A digest of many values: catches what six values can miss, e.g. host code built with fma
+  // contraction (-ffp-contract=fast with -mfma changes a fraction of the last bits).
+  std::vector<double> v = normalsF64(42, 0, 1 << 16);
+  std::vector<double> u(1 << 16);
+  const uint64_t seed = 42;
+  randUniformCpu(u.data(), DType::F64, 1, 1 << 16, &seed, 0, nullptr);
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the bit patterns
+  for (double d : v) h = (h ^ bitsOf(d)) * 0x100000001b3ull;
+  uint64_t hu = 0xcbf29ce484222325ull;
+  for (double d : u) hu = (hu ^ bitsOf(d)) * 0x100000001b3ull;
+  std::printf("  digest normals 0x%016llx uniforms 0x%016llx\n", (unsigned long long)h,
+              (unsigned long long)hu);
+  CHECK(h == 0x9bf082bc542f3e64ull);
+  CHECK(hu == 0x79c3743711c62325ull);
+}
+
 ND_TEST(normal_statistics) {
   std::vector<double> x = normalsF64(12345, 0, int64_t(kStatN));
   double mean = 0, var = 0, maxAbs = 0;
