@@ -1,0 +1,72 @@
+// The CLI and the loader run in child processes: a process loads one backend, once.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['dist/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+
+describe('node-diffusion CLI', () => {
+  it('info prints version, backends with reasons, devices, threads and CPU features', () => {
+    const r = run(['info']);
+    expect(r.status).toBe(0);
+    const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
+    expect(r.stdout).toContain(`node-diffusion ${version}`);
+    expect(r.stdout).toMatch(/backend: +cpu/);
+    expect(r.stdout).toMatch(/cuda +not available: .{10,}/);
+    expect(r.stdout).toMatch(/threads: +\d+/);
+    expect(r.stdout).toMatch(/cpu +CPU, \d+ thread/);
+    expect(r.stdout).toMatch(/features: .*sse2/);
+  });
+
+  it('info --json is machine-readable', () => {
+    const r = run(['info', '--json'], { ND_VIRTUAL_CPUS: '2' });
+    const info = JSON.parse(r.stdout);
+    expect(info.backend).toBe('cpu');
+    expect(info.fellBack).toBe(true);
+    expect(info.devices.map((d: { id: string }) => d.id)).toEqual(['cpu', 'cpu:0', 'cpu:1']);
+    expect(typeof info.cudaUnavailableReason).toBe('string');
+    expect(info.cpu.isa).toMatch(/baseline|avx2/);
+  });
+
+  it('--backend cuda without a GPU fails with one clear line and exit code 1', () => {
+    const r = run(['info', '--backend', 'cuda']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^node-diffusion: CUDA was requested but is not available: .+ \[ERR_ND_DEVICE\]\n$/);
+  });
+
+  it('--backend cpu, --help, --version and unknown commands', () => {
+    expect(JSON.parse(run(['info', '--json', '--backend', 'cpu']).stdout).requested).toBe('cpu');
+    expect(run(['--help']).stdout).toContain('Usage: node-diffusion');
+    expect(run(['info', '--help']).stdout).toContain('Usage: node-diffusion info');
+    expect(run(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const bad = run(['frobnicate']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("unknown command 'frobnicate'");
+  });
+
+  it('ND_BACKEND=cuda makes library use fail with DeviceError; the process survives', () => {
+    const r = spawnSync(process.execPath, ['-e', `
+      const nd = require('./dist/index.cjs');
+      try { nd.Tensor.from([1]); console.log('no error'); }
+      catch (e) { console.log(e.name, e.code, e instanceof nd.DiffusionError); }`], { encoding: 'utf8', env: { ...process.env, ND_BACKEND: 'cuda' } });
+    expect(r.stdout.trim()).toBe('DeviceError ERR_ND_DEVICE true');
+  });
+
+  it('the child-process probe reports a binary that cannot load instead of crashing', async () => {
+    const { probeInChild } = await import('../lib/binding.js');
+    const r = probeInChild('/nonexistent/addon.node');
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(/exited with code 3/);
+    // A binary whose loading kills the process (as a broken driver can) is reported, and we live on.
+    const dir = mkdtempSync(join(tmpdir(), 'nd-probe-'));
+    const bomb = join(dir, 'bomb.js');
+    writeFileSync(bomb, "process.kill(process.pid, 'SIGSEGV');\n");
+    const crashed = probeInChild(bomb);
+    expect(crashed.ok).toBe(false);
+    expect(crashed.reason).toMatch(/killed the probe process \(SIGSEGV\)/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
