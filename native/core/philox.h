@@ -115,7 +115,10 @@ ND_HD double uniformFromBits(uint32_t x) {
 // (the identity 2s = f - f^2/2 + s f^2/2 keeps the exact f as the leading term, so rounding in s
 // only reaches the small correction). |s| <= 0.1716, so ten terms of R leave < 2^-59 relative.
 ND_HD double logPositive(double x) {
-  using namespace philox_detail;
+  // Block-scope using-declarations (not a using-directive): they hide any same-named nd:: helper.
+  using philox_detail::add, philox_detail::sub, philox_detail::mul, philox_detail::div;
+  using philox_detail::toBits, philox_detail::fromBits;
+  using philox_detail::kSqrt2, philox_detail::kLn2Hi, philox_detail::kLn2Lo;
   uint64_t bits = toBits(x);
   if (bits >= 0x7ff0000000000000ull) {  // sign set (negatives, -0, -NaN), +inf or +NaN
     if (bits == 0x8000000000000000ull) return fromBits(0xfff0000000000000ull);
@@ -160,7 +163,8 @@ ND_HD double logPositive(double x) {
 // q pi/2 + a with a = t pi/2 in [-pi/4, pi/4], carried as a + e (e: the rounding error of a).
 // On [-pi/4, pi/4] the Taylor series through a^17 (sin) and a^18 (cos) leave < 2^-62 relative.
 ND_HD void sinCos2Pi(double u, double& sinOut, double& cosOut) {
-  using namespace philox_detail;
+  using philox_detail::add, philox_detail::sub, philox_detail::mul;
+  using philox_detail::toBits, philox_detail::fromBits, philox_detail::kPio2Hi, philox_detail::kPio2Lo;
   double x = mul(u, 4.0);
   int q = int(x);
   double t = sub(x, double(q));
@@ -214,7 +218,7 @@ ND_HD void sinCos2Pi(double u, double& sinOut, double& cosOut) {
 
 // Contract item 4 for one lane pair: (r cos, r sin) from (u_radius, u_angle), u_radius in (0, 1).
 ND_HD void boxMuller(double uRadius, double uAngle, double& z0, double& z1) {
-  using namespace philox_detail;
+  using philox_detail::mul, philox_detail::sqrtRn;
   double r = sqrtRn(mul(-2.0, logPositive(uRadius)));
   double s, c;
   sinCos2Pi(uAngle, s, c);
