@@ -17,7 +17,9 @@ if(ND_CUDA_MODE STREQUAL "ON" OR ND_CUDA_MODE STREQUAL "AUTO")
       set(CMAKE_CUDA_ARCHITECTURES 80-real 86-real 89-real 90-real 90-virtual)
     endif()
     enable_language(CUDA)
-    set(CMAKE_CUDA_STANDARD 20)
+    # CMake 3.25 does not know nvcc 13's C++20 dialect flag; device code (and the core headers it
+    # includes) stays within C++17.
+    set(CMAKE_CUDA_STANDARD 17)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     find_package(CUDAToolkit REQUIRED)
     set(ND_HAVE_CUDA ON)

@@ -82,6 +82,8 @@ Tensor castTo(const Tensor& src, DType dtype) {
   } else {
 #ifdef ND_WITH_CUDA
     castCuda(device.index, src.data(), src.dtype, dst.data(), dtype, src.numel());
+    // Kernels run asynchronously; settle here so a fault is reported by the op that caused it.
+    cuda::synchronize(device.index);
 #else
     fail(ErrorCode::Device, "This build of node-diffusion has no CUDA backend");
 #endif
@@ -104,6 +106,7 @@ Tensor randn(const Shape& shape, DType dtype, Device device, const std::vector<u
   } else {
 #ifdef ND_WITH_CUDA
     randnCuda(device.index, t.data(), dtype, batch, perSample, seeds.data(), stream);
+    cuda::synchronize(device.index);
 #else
     fail(ErrorCode::Device, "This build of node-diffusion has no CUDA backend");
 #endif

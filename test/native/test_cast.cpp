@@ -296,7 +296,7 @@ ND_TEST(random_i64_rounds_once) {
     int p = bits[rng() % 3], top = 24 + int(rng() % 39);
     uint64_t v = (uint64_t(1) << top) | ((rng() & ((uint64_t(1) << (p - 1)) - 1)) << (top - p + 1)) |
                  (uint64_t(1) << (top - p));
-    if (top >= 54 && rng() % 4) v |= rng() & ((uint64_t(1) << (top - 53)) - 1) | 1;
+    if (top >= 54 && rng() % 4) v |= (rng() & ((uint64_t(1) << (top - 53)) - 1)) | 1;
     in.push_back(rng() & 1 ? int64_t(v) : -int64_t(v));
   }
   in.push_back(INT64_MAX);
