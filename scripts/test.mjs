@@ -23,4 +23,4 @@ try {
 if (!hasAddon) run(process.execPath, [join(root, 'scripts', 'build-native.cjs')]);
 if (!existsSync(join(root, 'dist', 'index.js'))) run(process.execPath, [join(root, 'scripts', 'build-ts.mjs')]);
 run(process.execPath, [join(root, 'scripts', 'test-native.mjs')]);
-run(process.execPath, [require.resolve('vitest/vitest.mjs'), 'run']);
+run(process.execPath, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run']);

@@ -1,0 +1,69 @@
+// GPU tests (node's built-in test runner, so they run where only node and the built addon exist).
+// `npm run test:gpu` runs them with ND_BACKEND=cuda; without a usable GPU every test skips.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+
+const require = createRequire(import.meta.url);
+const nd = require('../../dist/index.cjs');
+
+let info;
+let reason = '';
+try {
+  info = nd.init({ backend: process.env.ND_BACKEND ?? 'auto' });
+  if (info.backend !== 'cuda') reason = info.cudaUnavailableReason ?? 'CPU backend loaded';
+} catch (err) {
+  reason = err.message;
+}
+const skip = reason ? `no usable CUDA device: ${reason}` : false;
+
+const bytes = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+test('Philox randn is bit-identical on CPU and CUDA for every float dtype and batch layout', { skip }, async () => {
+  for (const dtype of ['f32', 'f64', 'f16', 'bf16']) {
+    for (const shape of [[1, 7], [3, 4, 33, 17], [64, 4, 32, 32]]) {
+      const seeds = Array.from({ length: shape[0] }, (_, i) => 1000 + 7 * i);
+      const cpu = await nd.randn(shape, { seed: seeds, dtype });
+      const gpu = await nd.randn(shape, { seed: seeds, dtype, device: 'cuda:0' });
+      assert.equal(gpu.device, 'cuda:0');
+      assert.ok(bytes(await cpu.data()).equals(bytes(await gpu.data())), `${dtype} ${shape}`);
+      cpu.dispose();
+      gpu.dispose();
+    }
+  }
+});
+
+test('casts on CUDA match the CPU bit for bit (all f16 patterns, random f32)', { skip }, async () => {
+  const all = nd.Tensor.from(Uint16Array.from({ length: 65536 }, (_, i) => i), { dtype: 'f16' });
+  const f32 = new Float32Array(1 << 20);
+  const u = new Uint32Array(f32.buffer);
+  for (let i = 0; i < u.length; i++) u[i] = (Math.imul(i, 2654435761) ^ (i >>> 3)) >>> 0;
+  const x = nd.Tensor.from(f32);
+  for (const [src, targets] of [[all, ['f32', 'bf16', 'f64']], [x, ['f16', 'bf16', 'f64', 'i32', 'u8', 'bool']]]) {
+    const onGpu = await src.to('cuda:0');
+    for (const to of targets) {
+      const a = await (await src.cast(to)).data();
+      const b = await (await onGpu.cast(to)).data();
+      assert.ok(bytes(a).equals(bytes(b)), `${src.dtype} -> ${to}`);
+    }
+  }
+});
+
+test('device round trips are exact and memory is accounted on the device', { skip }, async () => {
+  const before = nd.memoryStats('cuda:0').bytesInUse;
+  const t = nd.Tensor.from(Float64Array.from({ length: 12345 }, (_, i) => Math.sin(i)));
+  const g = await t.to('cuda:0');
+  assert.ok(nd.memoryStats('cuda:0').bytesInUse > before);
+  const back = await g.to('cpu');
+  assert.ok(bytes(await back.data()).equals(bytes(await t.data())));
+  g.dispose();
+  assert.equal(nd.memoryStats('cuda:0').bytesInUse, before);
+});
+
+test('out of device memory is an OutOfMemoryError and the process keeps working', { skip }, async () => {
+  const err = await nd.Tensor.zeros([1 << 30, 1 << 10], { device: 'cuda:0' }).catch((e) => e);
+  assert.ok(err instanceof nd.OutOfMemoryError, String(err));
+  assert.equal(err.code, 'ERR_ND_OOM');
+  const ok = await nd.randn([4, 4], { seed: 1, device: 'cuda:0' });
+  assert.equal((await ok.data()).length, 16);
+});
