@@ -10,6 +10,28 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+
+// npm runs a script named "prebuild" as a hook before "build". `npm run build` (the source build)
+// must not trigger the prebuilt-binary build, so skip when an ancestor process is `npm run build`.
+function invokedAsBuildHook() {
+  if (process.env.npm_lifecycle_event !== 'prebuild') return false;
+  let pid = process.ppid;
+  for (let depth = 0; depth < 4 && pid > 1; depth++) {
+    try {
+      // npm retitles itself ("npm run build" as one string), so split on spaces too.
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0\s]+/);
+      const i = argv.findIndex((a) => a === 'run' || a === 'run-script' || a === 'rum' || a === 'urn');
+      if (i >= 0) return argv[i + 1] === 'build';
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      pid = Number(/PPid:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+if (invokedAsBuildHook()) process.exit(0);
+
 const args = process.argv.slice(2);
 const platformDir = `${process.platform}-${process.arch}`;
 const prebuildify = require.resolve('prebuildify/bin.js');
