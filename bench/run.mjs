@@ -34,6 +34,8 @@ async function timeIt(fn) {
 }
 
 const rows = [];
+// A second CPU device, so that tensor.to() measures a plain native copy (allocate + memcpy).
+configureDevices({ virtualCpus: 1, threadsPerDevice: cpus().length });
 function row(what, bytes, ours, peerName, peer) {
   const gbs = (s) => (bytes / s / 1e9).toFixed(2);
   rows.push(`| ${what} | ${(bytes / MB).toFixed(0)} MiB | ${gbs(ours)} GB/s | ${peerName} | ${gbs(peer)} GB/s | ${(peer / ours).toFixed(2)} |`);
@@ -43,19 +45,21 @@ for (const mib of [4, 64]) {
   const n = (mib * MB) / 4;
   const src = new Float32Array(n).map((_, i) => i);
   const dst = new Float32Array(n);
-  const peer = await timeIt(() => dst.set(src));
-  row('Tensor.from(f32, { copy: true }) JS→native', mib * MB, await timeIt(() => Tensor.from(src, { copy: true }).dispose()), 'TypedArray.set', peer);
+  // Copies into memory that is already mapped (our allocator caches blocks) vs TypedArray.set;
+  // copies into a fresh array (what data() returns) vs TypedArray.slice, which also allocates.
+  const peerSet = await timeIt(() => dst.set(src));
+  const peerSlice = await timeIt(() => src.slice());
+  row('Tensor.from(f32, { copy: true }) JS→native', mib * MB, await timeIt(() => Tensor.from(src, { copy: true }).dispose()), 'TypedArray.set', peerSet);
   const t = Tensor.from(src, { copy: true });
-  row('tensor.dataSync() native→JS', mib * MB, await timeIt(() => t.dataSync()), 'TypedArray.set', peer);
-  row('await tensor.data() native→JS (worker thread)', mib * MB, await timeIt(() => t.data()), 'TypedArray.set', peer);
-  const copyNative = await timeIt(async () => (await t.to('cpu:0')).dispose().valueOf?.());
+  row('tensor.dataSync() native→JS (new array)', mib * MB, await timeIt(() => t.dataSync()), 'TypedArray.slice', peerSlice);
+  row('await tensor.data() native→JS (new array, worker thread)', mib * MB, await timeIt(() => t.data()), 'TypedArray.slice', peerSlice);
+  const copyNative = await timeIt(async () => (await t.to('cpu:0')).dispose());
   row('await tensor.cast("bf16")', mib * MB, await timeIt(async () => (await t.cast('bf16')).dispose()), 'tensor.to(other cpu device)', copyNative);
   row(`await randn([${n}]) (f32)`, mib * MB, await timeIt(async () => (await randn([n], { seed: 1 })).dispose()), 'tensor.to(other cpu device)', copyNative);
   t.dispose();
 }
 
 // safetensors: a 256 MiB file of 16 tensors, like a small model.
-configureDevices({ virtualCpus: 1 });
 const tensors = {};
 for (let i = 0; i < 16; i++) tensors[`blocks.${i}.weight`] = await randn([1024, 4096], { seed: i });
 const file = join(dir, 'model.safetensors');
@@ -64,7 +68,11 @@ for (const t of Object.values(tensors)) t.dispose();
 const fileBytes = 16 * 1024 * 4096 * 4;
 const cat = await timeIt(() => execFileSync('sh', ['-c', `cat '${file}' > /dev/null`]));
 const load = await timeIt(async () => { for (const t of Object.values(await loadSafetensors(file))) t.dispose(); });
-row('loadSafetensors (mmap + copy out, f32)', fileBytes, load, '`cat file > /dev/null`', cat);
+row('loadSafetensors, stored dtype (zero-copy mmap; data not touched)', fileBytes, load, '`cat file > /dev/null`', cat);
+const loadTouch = await timeIt(async () => { for (const t of Object.values(await loadSafetensors(file))) { t.dataSync(); t.dispose(); } });
+row('loadSafetensors + read every tensor into a new JS array', fileBytes, loadTouch, '`cat file > /dev/null`', cat);
+const loadCopy = await timeIt(async () => { for (const t of Object.values(await loadSafetensors(file, { device: 'cpu:0' }))) t.dispose(); });
+row("loadSafetensors into a device's own memory (copy, f32)", fileBytes, loadCopy, '`cat file > /dev/null`', cat);
 const loadBf16 = await timeIt(async () => { for (const t of Object.values(await loadSafetensors(file, { dtype: 'bf16' }))) t.dispose(); });
 row('loadSafetensors converting f32→bf16', fileBytes, loadBf16, '`cat file > /dev/null`', cat);
 rmSync(dir, { recursive: true, force: true });

@@ -86,6 +86,20 @@ class SafetensorsHandle : public Napi::ObjectWrap<SafetensorsHandle> {
         dtype = argDType(info, 1, "dtype");
       }
       nd::Device device = argDevice(info, 2, "device");
+      // Zero-copy: a tensor read in its stored dtype onto the plain CPU device shares the file's
+      // copy-on-write mapping (the storage keeps the file mapped) when its data is aligned.
+      if (f->mapped() && device == nd::Device{} && nd::io::toDType(t->dtype) == dtype &&
+          reinterpret_cast<uintptr_t>(f->rawData(*t)) % nd::dtypeSize(dtype) == 0) {
+        nd::Tensor shared;
+        shared.shape = t->shape;
+        shared.dtype = dtype;
+        shared.storage = nd::Storage::wrapHost(const_cast<uint8_t*>(f->rawData(*t)), size_t(t->end - t->begin),
+                                               [f] {});
+        Napi::Env env = info.Env();
+        auto deferred = Napi::Promise::Deferred::New(env);
+        deferred.Resolve(TensorHandle::wrap(env, std::move(shared)));
+        return deferred.Promise();
+      }
       auto result = std::make_shared<nd::Tensor>();
       nd::io::StTensorInfo meta = *t;
       return PromiseWorker::run(

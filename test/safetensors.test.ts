@@ -58,6 +58,24 @@ describe('safetensors', () => {
     expect(all['w.i32'].dtype).toBe('f64');
   });
 
+  it('tensors read in their stored dtype share the copy-on-write mapping; writes never reach the file', async () => {
+    const path = join(dir, 'cow.safetensors');
+    await saveSafetensors(path, { a: Tensor.from(new Float32Array([1, 2, 3, 4])), b: Tensor.from(new Float64Array([5, 6])) });
+    const f = await openSafetensors(path);
+    const a = await f.tensor('a');
+    f.close(); // the tensor keeps the mapping alive
+    const v = a.view<'f32'>();
+    expect(Array.from(v)).toEqual([1, 2, 3, 4]);
+    v[0] = 100;
+    expect(Array.from(await a.data())).toEqual([100, 2, 3, 4]);
+    const again = await loadSafetensors(path);
+    expect(Array.from(await again.a.data())).toEqual([1, 2, 3, 4]);
+    expect(Array.from(await again.b.data())).toEqual([5, 6]);
+    // A copy on a device of its own is independent of the file mapping.
+    const copy = await (await openSafetensors(path)).tensor('a', { device: 'cpu', dtype: 'f64' });
+    expect(Array.from(await copy.data())).toEqual([1, 2, 3, 4]);
+  });
+
   it('reads the format as other writers produce it (hand-made header, padding, F8 dtype)', async () => {
     const data = Buffer.alloc(16 + 2);
     data.writeFloatLE(1.5, 0); data.writeFloatLE(-2, 4); data.writeFloatLE(0.25, 8); data.writeFloatLE(8, 12);

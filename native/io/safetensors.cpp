@@ -376,7 +376,9 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   f->size_ = size_t(st.st_size);
   // mmap of length 0 is EINVAL; an empty file is simply too short, which init() reports.
   if (f->size_ > 0) {
-    void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Writable but private (copy-on-write): tensors that share the mapping may be written through
+    // view() without touching the file.
+    void* m = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
       int err = errno;
       ::close(fd);
@@ -435,7 +437,13 @@ void SafetensorsFile::readInto(const StTensorInfo& info, void* dst, DType dstTyp
 
   const std::optional<DType> mapped = toDType(info.dtype);
   if (mapped && *mapped == dstType) {
-    std::memcpy(dst, src, size_t(n) * ssz);
+    // Page faults (file pages in, destination pages out) dominate; taking them on every core helps.
+    auto body = [&](int64_t b, int64_t e) {
+      std::memcpy(static_cast<uint8_t*>(dst) + b, src + b, size_t(e - b));
+    };
+    const int64_t bytes = n * int64_t(ssz);
+    if (pool) pool->parallelFor(bytes, int64_t(1) << 20, body);
+    else body(0, bytes);
     return;
   }
   const bool dstAligned = aligned(dst, dsz);

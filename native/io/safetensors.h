@@ -70,6 +70,7 @@ class SafetensorsFile {
   size_t fileSize() const { return size_; }
 
   const StTensorInfo* find(std::string_view name) const;  // nullptr when absent
+  bool mapped() const { return map_ != nullptr; }  // a private, writable (copy-on-write) file mapping
   // First byte of the tensor's data; not necessarily aligned for its element type.
   const uint8_t* rawData(const StTensorInfo& info) const;
   // Converts the tensor into dst, which must hold numel * dtypeSize(dstType) bytes (any alignment).
