@@ -142,7 +142,9 @@ Napi::Value view(const Napi::CallbackInfo& info) {
   });
 }
 
-// randn(shape, dtype, device, seeds: BigUint64Array, stream: bigint)
+// randn(shape, dtype, device, seeds: BigUint64Array, stream: bigint, consecutive: boolean)
+// consecutive: seeds holds one value s and sample i uses s + i (mod 2^64), expanded here so a
+// large batch does not cost a JS loop.
 Napi::Value randn(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     nd::Shape shape = argShape(info, 0, "shape");
@@ -153,6 +155,13 @@ Napi::Value randn(const Napi::CallbackInfo& info) {
       nd::fail(nd::ErrorCode::Arg, "Expected BigUint64Array for seeds");
     auto seedsArr = info[3].As<Napi::BigUint64Array>();
     std::vector<uint64_t> seeds(seedsArr.Data(), seedsArr.Data() + seedsArr.ElementLength());
+    if (info.Length() > 5 && argBool(info, 5, "consecutive")) {
+      ND_REQUIRE(seeds.size() == 1, Arg, "Expected one base seed with consecutive seeds");
+      int64_t batch = shape.empty() ? 1 : shape[0];
+      uint64_t base = seeds[0];
+      seeds.resize(size_t(batch));
+      for (int64_t i = 0; i < batch; ++i) seeds[size_t(i)] = base + uint64_t(i);
+    }
     if (info.Length() <= 4 || !info[4].IsBigInt()) nd::fail(nd::ErrorCode::Arg, "Expected bigint for stream");
     bool lossless = false;
     uint64_t stream = info[4].As<Napi::BigInt>().Uint64Value(&lossless);

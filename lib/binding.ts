@@ -59,7 +59,7 @@ export interface NativeAddon {
   read(t: NativeTensorHandle, dst: ArrayBufferView): Promise<void>;
   readSync(t: NativeTensorHandle, dst: ArrayBufferView): void;
   view(t: NativeTensorHandle): ArrayBuffer;
-  randn(shape: number[], dtype: string, device: string, seeds: BigUint64Array, stream: bigint): Promise<NativeTensorHandle>;
+  randn(shape: number[], dtype: string, device: string, seeds: BigUint64Array, stream: bigint, consecutive: boolean): Promise<NativeTensorHandle>;
   setThreads(n: number): void;
   getThreads(): number;
   configureVirtualCpus(count: number, threadsPerDevice: number, memoryLimit: number): void;

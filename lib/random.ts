@@ -32,16 +32,14 @@ function toU64(name: string, v: unknown): bigint {
   throw invalidParameter(name, 'integer in [0, 2^64)', v);
 }
 
-export function seedsFor(shape: readonly number[], seed: Seed | readonly Seed[] | undefined): BigUint64Array {
+/** Per-sample seeds, or one base seed s standing for s, s+1, ... (expanded natively). */
+export function seedsFor(shape: readonly number[], seed: Seed | readonly Seed[] | undefined): { seeds: BigUint64Array; consecutive: boolean } {
   const batch = shape.length === 0 ? 1 : shape[0];
   if (Array.isArray(seed)) {
     if (seed.length !== batch) throw invalidParameter('seed', `array of ${batch} seeds (one per sample)`, seed);
-    return BigUint64Array.from(seed.map((s, i) => toU64(`seed[${i}]`, s)));
+    return { seeds: BigUint64Array.from(seed.map((s, i) => toU64(`seed[${i}]`, s))), consecutive: false };
   }
-  const base = toU64('seed', seed ?? 0);
-  const out = new BigUint64Array(batch);
-  for (let i = 0; i < batch; i++) out[i] = (base + BigInt(i)) & U64;
-  return out;
+  return { seeds: BigUint64Array.of(toU64('seed', seed ?? 0)), consecutive: true };
 }
 
 /** A tensor of standard normal samples (dtype f32, f64, f16 or bf16). */
@@ -50,7 +48,7 @@ export async function randn(shape: readonly number[], options: RandnOptions = {}
   const dtype = parseDType('dtype', options.dtype ?? 'f32');
   if (!['f32', 'f64', 'f16', 'bf16'].includes(dtype)) throw invalidParameter('dtype', "one of 'f32', 'f64', 'f16', 'bf16'", dtype);
   const device = resolveDevice('device', options.device ?? 'cpu');
-  const seeds = seedsFor(shape, options.seed);
+  const { seeds, consecutive } = seedsFor(shape, options.seed);
   const stream = toU64('stream', options.stream ?? 0);
-  return new Tensor(await callAsync(() => addon().randn([...shape], dtype, device, seeds, stream)));
+  return new Tensor(await callAsync(() => addon().randn([...shape], dtype, device, seeds, stream, consecutive)));
 }

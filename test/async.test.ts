@@ -27,7 +27,7 @@ describe('the event loop keeps ticking', () => {
   it('during randn, cast, device copies and safetensors I/O of 2.5e7 elements', async () => {
     const n = 25_000_000;
     let x: Tensor | undefined;
-    const r1 = await countTicksDuring(async () => { x = await randn([n], { seed: 1 }); });
+    const r1 = await countTicksDuring(async () => { x = await randn([1, n], { seed: 1 }); });
     const r2 = await countTicksDuring(async () => (await x!.cast('bf16')).dispose());
     const r3 = await countTicksDuring(async () => saveSafetensors(join(dir, 'big.safetensors'), { x: x! }));
     const r4 = await countTicksDuring(async () => { for (const t of Object.values(await loadSafetensors(join(dir, 'big.safetensors'), { dtype: 'f64' }))) t.dispose(); });

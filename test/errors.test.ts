@@ -19,7 +19,7 @@ describe('errors', () => {
     expect(native(() => a.empty('x' as never, 'f32', 'cpu'))).toBeInstanceOf(ArgumentError);
     expect(native(() => a.empty([1], 'f32', 'tpu:0'))).toMatchObject({ code: 'ERR_ND_DEVICE' });
     expect(native(() => (a.readSync as (...x: unknown[]) => void)({}, new Float32Array(1)))).toBeInstanceOf(ArgumentError);
-    expect(native(() => (a.randn as (...x: unknown[]) => unknown)([2], 'f32', 'cpu', new Float64Array(2), 0n))).toBeInstanceOf(ArgumentError);
+    expect(native(() => (a.randn as (...x: unknown[]) => unknown)([2], 'f32', 'cpu', new Float64Array(2), 0n, false))).toBeInstanceOf(ArgumentError);
     const t = Tensor.from([1, 2]);
     const h = t.handle();
     t.dispose();

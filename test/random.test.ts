@@ -31,6 +31,10 @@ describe('randn (Philox4x32-10 + Box-Muller)', () => {
     const b = await (await randn([4, 10], { seed: 10 })).data<'f32'>();
     const c = await (await randn([1, 10], { seed: 12 })).data<'f32'>();
     expect(Array.from(b.subarray(20, 30))).toEqual(Array.from(c));
+    // ... and wraps around 2^64.
+    const w = await (await randn([2, 3], { seed: 2n ** 64n - 1n })).data<'f32'>();
+    const w0 = await (await randn([1, 3], { seed: 0 })).data<'f32'>();
+    expect(Array.from(w.subarray(3))).toEqual(Array.from(w0));
     expect(per.length).toBe(3);
   });
 
