@@ -55,7 +55,7 @@ for (const mib of [4, 64]) {
   row('await tensor.data() native→JS (new array, worker thread)', mib * MB, await timeIt(() => t.data()), 'TypedArray.slice', peerSlice);
   const copyNative = await timeIt(async () => (await t.to('cpu:0')).dispose());
   row('await tensor.cast("bf16")', mib * MB, await timeIt(async () => (await t.cast('bf16')).dispose()), 'tensor.to(other cpu device)', copyNative);
-  row(`await randn([${n}]) (f32)`, mib * MB, await timeIt(async () => (await randn([n], { seed: 1 })).dispose()), 'tensor.to(other cpu device)', copyNative);
+  row(`await randn([1, ${n}]) (f32)`, mib * MB, await timeIt(async () => (await randn([1, n], { seed: 1 })).dispose()), 'tensor.to(other cpu device)', copyNative);
   t.dispose();
 }
 
