@@ -211,8 +211,7 @@ function noBinaryError(root: string, cause: unknown): BindingLoadError {
 export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedBinding {
   const requested = requestedBackend(options.backend);
   if (loaded) {
-    if (options.backend && options.backend !== loaded.requested && !(options.backend === 'auto') &&
-        options.backend !== loaded.backend) {
+    if (options.backend && options.backend !== 'auto' && options.backend !== loaded.backend) {
       throw new DeviceError(`The ${loaded.backend} backend is already loaded in this process; ` +
         `call init({ backend: '${options.backend}' }) before any other node-diffusion call`);
     }

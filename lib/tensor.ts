@@ -19,7 +19,10 @@ export interface TensorFromOptions {
   shape?: readonly number[];
   /** Element type; defaults to the TypedArray's own (Float32Array -> f32 ...), f32 for number[]. */
   dtype?: DType;
-  /** Copy the data instead of sharing the TypedArray's memory. */
+  /**
+   * Copy the data instead of sharing the TypedArray's memory. The copy happens on the calling
+   * thread; for large arrays prefer `await Tensor.from(data).clone()`, which copies off it.
+   */
   copy?: boolean;
 }
 
@@ -75,7 +78,7 @@ export class Tensor {
         throw invalidParameter('data', 'Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array or Uint16Array', data);
       }
       if (!options.dtype && data instanceof Uint16Array) {
-        throw invalidParameter('dtype', "'f16' or 'bf16' for Uint16Array data", undefined);
+        throw invalidParameter('dtype', "'f16' or 'bf16' (a Uint16Array holds raw 16-bit floats)", undefined);
       }
       if (!storesDType(data, dtype)) {
         throw invalidParameter('data', `${typedArrayCtor[dtype].name} for dtype ${dtype}`, data);
@@ -141,6 +144,13 @@ export class Tensor {
     const d = resolveDevice('device', device);
     const h = this.handle();
     if (d === this.device) return this;
+    return new Tensor(await callAsync(() => addon().toDevice(h, d)));
+  }
+
+  /** A copy on the same device, made off the JS thread (use it instead of `copy: true` for big arrays). */
+  async clone(): Promise<Tensor> {
+    const h = this.handle();
+    const d = this.device;
     return new Tensor(await callAsync(() => addon().toDevice(h, d)));
   }
 

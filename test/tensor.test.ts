@@ -57,6 +57,16 @@ describe('Tensor round trips', () => {
     expect(() => t.dataSync()).toThrow(DisposedError);
   });
 
+  it('clone() copies off the JS thread onto the same device', async () => {
+    const src = new Float32Array([1, 2, 3]);
+    const t = Tensor.from(src);
+    const c = await t.clone();
+    src[0] = 9;
+    expect(c.zeroCopy).toBe(false);
+    expect(Array.from(await c.data())).toEqual([1, 2, 3]);
+    expect(c.device).toBe('cpu');
+  });
+
   it('number arrays, shapes and dtype checks', async () => {
     const t = Tensor.from([1, 2, 3, 4, 5, 6], { shape: [2, 3], dtype: 'i32' });
     expect(Array.from(await t.data())).toEqual([1, 2, 3, 4, 5, 6]);

@@ -8,7 +8,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/cast_avx2.h"
 // The element rules live with castCuda so both backends compile the same castValue<S, D>.
-#include "kernels/cuda/cast.cuh"
+#include "core/cast_value.h"
 
 namespace nd {
 
