@@ -19,20 +19,13 @@
 #include "kernels/cpu/cast.h"
 #include "kernels/cuda/cast.cuh"
 
+#include "gpu_buffer.cuh"
+
 using namespace nd;
 
 namespace {
 
-struct DeviceBuffer {
-  void* p = nullptr;
-  explicit DeviceBuffer(size_t bytes) {
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
-    if (e != cudaSuccess) fail(ErrorCode::Oom, std::string("cudaMalloc: ") + cudaGetErrorString(e));
-  }
-  ~DeviceBuffer() { if (p) (void)cudaFree(p); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
+using ndtest::DeviceBuffer;
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail(ErrorCode::Device, std::string(what) + ": " + cudaGetErrorString(e));

@@ -13,30 +13,15 @@
 #include "kernels/cpu/randn.h"
 #include "kernels/cuda/randn.cuh"
 
+#include "gpu_buffer.cuh"
+
 using namespace nd;
 
 namespace {
 
-struct DeviceBuffer {
-  void* p = nullptr;
-  explicit DeviceBuffer(size_t bytes) {
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
-    if (e != cudaSuccess) fail(ErrorCode::Oom, std::string("cudaMalloc: ") + cudaGetErrorString(e));
-  }
-  ~DeviceBuffer() { if (p) (void)cudaFree(p); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
+using ndtest::DeviceBuffer;
 
-const char* name(DType t) {
-  switch (t) {
-    case DType::F32: return "f32";
-    case DType::F64: return "f64";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    default: return "?";
-  }
-}
+const char* name(DType t) { return dtypeName(t); }
 
 struct Case {
   int64_t batch, perSample;
