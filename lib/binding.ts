@@ -9,7 +9,7 @@
  * Requesting `cuda` when no candidate passes throws a DeviceError that lists every reason;
  * `auto` falls back to CPU and records why in backendInfo().
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -140,10 +140,31 @@ function findDriverLibrary(): string | undefined {
   return undefined;
 }
 
+export interface ProbeVerdict { ok: boolean; reason: string; probe?: CudaProbe }
+
+interface ChildResult { error?: Error; signal: NodeJS.Signals | null; status: number | null; stdout: string; stderr: string }
+
+const probeScript = () => join(packageRoot(), 'scripts', 'probe-binding.cjs');
+const probeCache = new Map<string, ProbeVerdict>();
+
 /** Loads `path` in a child process and asks it about CUDA; never loads it here. */
-export function probeInChild(path: string): { ok: boolean; reason: string; probe?: CudaProbe } {
-  const script = join(packageRoot(), 'scripts', 'probe-binding.cjs');
-  const r = spawnSync(process.execPath, [script, path], { encoding: 'utf8', timeout: 30_000, env: process.env });
+export function probeInChild(path: string): ProbeVerdict {
+  const r = spawnSync(process.execPath, [probeScript(), path], { encoding: 'utf8', timeout: 30_000, env: process.env });
+  return verdict({ error: r.error, signal: r.signal, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' });
+}
+
+/** probeInChild without blocking the event loop. */
+export function probeInChildAsync(path: string): Promise<ProbeVerdict> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [probeScript(), path], { encoding: 'utf8', timeout: 30_000, env: process.env },
+      (error, stdout, stderr) => {
+        const spawnFailed = error && typeof (error as NodeJS.ErrnoException).code === 'string' ? error : undefined;
+        resolve(verdict({ error: spawnFailed, signal: child.signalCode, status: child.exitCode, stdout, stderr }));
+      });
+  });
+}
+
+function verdict(r: ChildResult): ProbeVerdict {
   if (r.error) return { ok: false, reason: `the probe process failed to run: ${r.error.message}` };
   if (r.signal) return { ok: false, reason: `loading it killed the probe process (${r.signal}); the CUDA driver or runtime is broken` };
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
@@ -241,7 +262,8 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
     else {
       const reasons: string[] = [];
       for (const c of list) {
-        const r = probeInChild(c.path);
+        const r = probeCache.get(c.path) ?? probeInChild(c.path);
+        probeCache.set(c.path, r);
         candidates.push({ path: c.path, kind: c.kind, verdict: r.ok ? `usable: ${r.reason}` : r.reason });
         if (r.ok) return finish(c.path, c.kind, 'cuda');
         reasons.push(`${c.kind} ${c.path}: ${r.reason}`);
@@ -262,6 +284,25 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
   }
   candidates.push({ path: cpu.path, kind: cpu.kind, verdict: 'loaded for the CPU backend' });
   return finish(cpu.path, cpu.kind, 'cpu', requested === 'cpu' ? 'the CPU backend was requested' : cudaReason);
+}
+
+/**
+ * loadBinding with the CUDA candidates probed asynchronously first (each probe starts a Node
+ * process, which takes tens of milliseconds or more while the driver initialises).
+ */
+export async function loadBindingAsync(options: { backend?: BackendRequest } = {}): Promise<LoadedBinding> {
+  const requested = requestedBackend(options.backend);
+  if (!loaded && requested !== 'cpu') {
+    const explicit = process.env.ND_BINDING_PATH;
+    const list = explicit ? [{ path: explicit }] : cudaCandidates(packageRoot());
+    if (list.length && (findDriverLibrary() || process.env.ND_CUDA_PROBE === 'force')) {
+      for (const c of list) {
+        if (!probeCache.has(c.path)) probeCache.set(c.path, await probeInChildAsync(c.path));
+        if (probeCache.get(c.path)!.ok) break;
+      }
+    }
+  }
+  return loadBinding(options);
 }
 
 /** The addon, loading it with the default backend request on first use. */

@@ -2,7 +2,7 @@
 /** The node-diffusion command line. */
 import { parseArgs } from 'node:util';
 import { DiffusionError } from './errors.js';
-import { backendInfo, type BackendInfo, init, packageVersion } from './info.js';
+import { type BackendInfo, init, packageVersion } from './info.js';
 
 const HELP = `Usage: node-diffusion <command> [options]
 
@@ -53,7 +53,7 @@ function formatInfo(info: BackendInfo): string {
   return lines.join('\n');
 }
 
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -89,7 +89,7 @@ export function main(argv: string[]): number {
     return 0;
   }
   try {
-    const info = values.backend ? init({ backend: values.backend as 'auto' }) : backendInfo();
+    const info = values.backend ? await init({ backend: values.backend as 'auto' }) : await init();
     process.stdout.write(values.json ? `${JSON.stringify(info, null, 2)}\n` : `${formatInfo(info)}\n`);
     return 0;
   } catch (err) {
@@ -100,4 +100,4 @@ export function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

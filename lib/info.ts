@@ -1,7 +1,7 @@
 /** What loaded, and why: the backend report behind `node-diffusion info`. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendRequest, type CandidateReport, type CudaProbe, loadBinding } from './binding.js';
+import { type BackendRequest, type CandidateReport, type CudaProbe, loadBinding, loadBindingAsync } from './binding.js';
 import { devices, type DeviceInfo } from './device.js';
 import { callSync } from './errors.js';
 import { packageRoot } from './paths.js';
@@ -33,11 +33,12 @@ export interface InitOptions {
 }
 
 /**
- * Loads the native backend now (it otherwise loads on first use). Call it first to choose the
- * backend; it returns the same report as backendInfo().
+ * Loads the native backend now, checking CUDA binaries in a child process without blocking the
+ * event loop (otherwise the backend loads synchronously on first use). Call it first to choose the
+ * backend; it resolves to the same report as backendInfo().
  */
-export function init(options: InitOptions = {}): BackendInfo {
-  loadBinding(options);
+export async function init(options: InitOptions = {}): Promise<BackendInfo> {
+  await loadBindingAsync(options);
   return backendInfo();
 }
 

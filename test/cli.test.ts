@@ -67,6 +67,15 @@ describe('node-diffusion CLI', () => {
     const crashed = probeInChild(bomb);
     expect(crashed.ok).toBe(false);
     expect(crashed.reason).toMatch(/killed the probe process \(SIGSEGV\)/);
+    // The async probe (used by init()) reaches the same verdicts while the event loop keeps running.
+    const { probeInChildAsync } = await import('../lib/binding.js');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const [crashedAsync, missingAsync] = await Promise.all([probeInChildAsync(bomb), probeInChildAsync('/nonexistent/addon.node')]);
+    clearInterval(timer);
+    expect(crashedAsync).toEqual(crashed);
+    expect(missingAsync).toEqual(r);
+    expect(ticks).toBeGreaterThan(3);
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -10,7 +10,7 @@ const nd = require('../../dist/index.cjs');
 let info;
 let reason = '';
 try {
-  info = nd.init({ backend: process.env.ND_BACKEND ?? 'auto' });
+  info = await nd.init({ backend: process.env.ND_BACKEND ?? 'auto' });
   if (info.backend !== 'cuda') reason = info.cudaUnavailableReason ?? 'CPU backend loaded';
 } catch (err) {
   reason = err.message;
