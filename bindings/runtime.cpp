@@ -116,6 +116,13 @@ Napi::Object probeToJs(Napi::Env env, const nd::cuda::ProbeResult& p) {
   return o;
 }
 
+Napi::Value disableCuda(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    nd::cuda::disable(argString(info, 0, "reason"));
+    return info.Env().Undefined();
+  });
+}
+
 // The CUDA state alone, for the loader's child-process check.
 Napi::Value probeCuda(const Napi::CallbackInfo& info) { return probeToJs(info.Env(), nd::cuda::probe()); }
 
@@ -161,6 +168,7 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("setMemoryLimit", Napi::Function::New(env, setMemoryLimit, "setMemoryLimit"));
   exports.Set("setCpuIsa", Napi::Function::New(env, setCpuIsa, "setCpuIsa"));
   exports.Set("probeCuda", Napi::Function::New(env, probeCuda, "probeCuda"));
+  exports.Set("disableCuda", Napi::Function::New(env, disableCuda, "disableCuda"));
   exports.Set("nativeInfo", Napi::Function::New(env, nativeInfo, "nativeInfo"));
 }
 

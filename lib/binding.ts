@@ -69,6 +69,7 @@ export interface NativeAddon {
   setMemoryLimit(device: string, bytes: number): void;
   setCpuIsa(isa: string): void;
   probeCuda(): CudaProbe;
+  disableCuda(reason: string): void;
   externalMemory(): number;
   nativeInfo(): NativeInfo;
   safetensorsOpen(path: string): Promise<NativeSafetensorsHandle>;
@@ -249,6 +250,9 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
     } catch (err) {
       throw noBinaryError(root, err);
     }
+    // On the CPU backend the process never touches the CUDA driver, even when the binary has CUDA:
+    // the child-process check may have just found that driver broken.
+    if (backend === 'cpu' && addon.cudaCompiled) addon.disableCuda(reason ?? 'the CPU backend is in use');
     loaded = { addon, backend, requested, path, kind, candidates, cudaUnavailableReason: reason };
     return loaded;
   };

@@ -4,7 +4,8 @@
 //     require('node-diffusion') and `npx node-diffusion info` work;
 //  3. the same with --ignore-scripts;
 //  4. with the prebuilds deleted, loading fails with the build-from-source hint, and `npm run build`
-//     inside the installed package (toolchain back on PATH) builds the addon from source.
+//     inside the installed package (toolchain back on PATH) builds the addon from source;
+//  5. with a prebuild that does not load, the install script says why and builds from source.
 // Prints 'N passed, M failed' and exits non-zero on any failure.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -86,6 +87,19 @@ for (const [name, extra] of [['with-scripts', []], ['ignore-scripts', ['--ignore
     const after = sh('node', ['-e', useScript], { cwd: dir, env: bareEnv });
     check('the source build loads', after.status === 0 && after.stdout.includes('"kind":"source-build"'), after.out);
   }
+}
+
+// A prebuilt binary that exists but does not load (corrupt, wrong libc, ...): the install script
+// says why and falls back to a source build when a toolchain is present.
+{
+  const dir = project('broken-prebuild', ['--ignore-scripts']);
+  const pkgDir = join(dir, 'node_modules', 'node-diffusion');
+  writeFileSync(join(pkgDir, 'prebuilds', `${process.platform}-${process.arch}`, 'node-diffusion.glibc.node'), 'not an ELF file');
+  const rebuild = sh('npm', ['rebuild', 'node-diffusion', '--foreground-scripts'], { cwd: dir, env: { ...process.env, ND_CUDA: 'OFF' } });
+  check('a prebuild that does not load: the install script says why and builds from source',
+    rebuild.status === 0 && /does not load: .*building the native addon from source/.test(rebuild.out) && existsSync(join(pkgDir, 'build', 'Release', 'node_diffusion.node')), rebuild.out.slice(-3000));
+  const after = sh('node', ['-e', useScript], { cwd: dir, env: bareEnv });
+  check('after the fallback build the package loads the source build', after.status === 0 && after.stdout.includes('"kind":"source-build"'), after.out);
 }
 
 if (!keep) rmSync(work, { recursive: true, force: true });

@@ -29,6 +29,8 @@ describe('node-diffusion CLI', () => {
     expect(info.devices.map((d: { id: string }) => d.id)).toEqual(['cpu', 'cpu:0', 'cpu:1']);
     expect(typeof info.cudaUnavailableReason).toBe('string');
     expect(info.cpu.isa).toMatch(/baseline|avx2/);
+    // On the CPU backend a binary with CUDA never touches the driver in-process.
+    if (info.binary.cudaCompiled) expect(info.cuda.error).toMatch(/^CUDA is not used in this process: .+/);
   });
 
   it('--backend cuda without a GPU fails with one clear line and exit code 1', () => {

@@ -12,7 +12,34 @@ namespace nd::cuda {
 
 bool compiled() noexcept { return true; }
 
+namespace {
+std::mutex gDisableMutex;
+bool gDisabled = false;
+std::string gDisabledReason;
+}  // namespace
+
+void disable(const std::string& reason) noexcept {
+  std::lock_guard<std::mutex> lk(gDisableMutex);
+  gDisabled = true;
+  try {
+    gDisabledReason = reason;
+  } catch (...) {
+  }
+}
+
 ProbeResult probe() noexcept {
+  {
+    std::lock_guard<std::mutex> lk(gDisableMutex);
+    if (gDisabled) {
+      ProbeResult r;
+      r.compiled = true;
+      try {
+        r.error = "CUDA is not used in this process: " + gDisabledReason;
+      } catch (...) {
+      }
+      return r;
+    }
+  }
   // The answer cannot change within a process (the driver does not appear later), so it is cached.
   static std::once_flag once;
   static ProbeResult result;

@@ -24,6 +24,10 @@ struct ProbeResult {
 };
 
 bool compiled() noexcept;
+// Keeps this process away from the CUDA driver: afterwards probe() reports `reason` without
+// loading the driver. The loader calls it when it chose the CPU backend for a binary that has CUDA
+// (e.g. because the child-process check found the driver broken). Call before any CUDA use.
+void disable(const std::string& reason) noexcept;
 // Never throws: reports the driver/runtime state (used by the loader's child-process check).
 ProbeResult probe() noexcept;
 DeviceProps deviceProps(int device);

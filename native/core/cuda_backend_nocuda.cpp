@@ -14,6 +14,7 @@ namespace {
 }  // namespace
 
 bool compiled() noexcept { return false; }
+void disable(const std::string&) noexcept {}
 
 ProbeResult probe() noexcept {
   ProbeResult r;
