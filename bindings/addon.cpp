@@ -13,7 +13,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new InstanceData();
   env.SetInstanceData<InstanceData>(data);  // deleted by node-addon-api at env teardown
   data->tensorHandleCtor = Napi::Persistent(TensorHandle::define(env));
-  exports.Set("TensorHandle", data->tensorHandleCtor.Value());
   exports.Set("externalMemory", Napi::Function::New(env, externalMemory, "externalMemory"));
   registerTensorOps(env, exports);
   registerRuntime(env, exports);

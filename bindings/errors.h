@@ -22,7 +22,13 @@ template <typename Fn>
 auto guard(Napi::Env env, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
-  } catch (const Napi::Error&) {
+  } catch (const Napi::Error& e) {
+    // A failed N-API call (a value of the wrong kind slipped past the checks) becomes ERR_ND_ARG.
+    if (!e.Value().IsObject() || !e.Value().As<Napi::Object>().Has("code")) {
+      Napi::Error copy = e;
+      copy.Set("code", Napi::String::New(env, "ERR_ND_ARG"));
+      throw copy;
+    }
     throw;
   } catch (...) {
     throwFailure(env, currentFailure());

@@ -22,26 +22,36 @@ void PromiseWorker::Execute() {
     work_();
   } catch (...) {
     failure_ = currentFailure();
-    SetError(failure_.message);
+    // AsyncWorker treats an empty message as success; a failure must never resolve.
+    SetError(failure_.message.empty() ? "unknown failure" : failure_.message);
   }
 }
 
+// Settling can fail when the environment is shutting down (worker.terminate(), process.exit() in a
+// worker): JS cannot run any more, so there is nobody to tell. Swallow it instead of letting an
+// exception escape into N-API, which would terminate the whole process.
 void PromiseWorker::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
   try {
-    deferred_.Resolve(finish_ ? finish_(env) : env.Undefined());
-  } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      deferred_.Resolve(finish_ ? finish_(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(makeError(env, currentFailure()).Value());
+    }
   } catch (...) {
-    deferred_.Reject(makeError(env, currentFailure()).Value());
   }
 }
 
 void PromiseWorker::OnError(const Napi::Error&) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  deferred_.Reject(makeError(env, failure_).Value());
+  try {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    deferred_.Reject(makeError(env, failure_).Value());
+  } catch (...) {
+  }
 }
 
 }  // namespace ndjs

@@ -68,7 +68,8 @@ class SafetensorsHandle : public Napi::ObjectWrap<SafetensorsHandle> {
     });
   }
 
-  // read(name, dtype | null, device): null keeps the stored dtype (which must then be one of ours).
+  // read(name, dtype | null, device, shareMapping): null keeps the stored dtype (which must then be
+  // one of ours). shareMapping: see the zero-copy branch below.
   Napi::Value read(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto f = live();
@@ -86,15 +87,17 @@ class SafetensorsHandle : public Napi::ObjectWrap<SafetensorsHandle> {
         dtype = argDType(info, 1, "dtype");
       }
       nd::Device device = argDevice(info, 2, "device");
-      // Zero-copy: a tensor read in its stored dtype onto the plain CPU device shares the file's
-      // copy-on-write mapping (the storage keeps the file mapped) when its data is aligned.
-      if (f->mapped() && device == nd::Device{} && nd::io::toDType(t->dtype) == dtype &&
+      // Zero-copy on request: a tensor read in its stored dtype onto the plain CPU device shares the
+      // file's copy-on-write mapping (the storage keeps the file mapped) when its data is aligned.
+      // Opt-in because a file truncated by someone else while mapped makes reads fault (SIGBUS).
+      bool shareMapping = info.Length() > 3 && argBool(info, 3, "shareMapping");
+      if (shareMapping && f->mapped() && device == nd::Device{} && nd::io::toDType(t->dtype) == dtype &&
           reinterpret_cast<uintptr_t>(f->rawData(*t)) % nd::dtypeSize(dtype) == 0) {
         nd::Tensor shared;
         shared.shape = t->shape;
         shared.dtype = dtype;
         shared.storage = nd::Storage::wrapHost(const_cast<uint8_t*>(f->rawData(*t)), size_t(t->end - t->begin),
-                                               [f] {});
+                                               [f] {}, /*readOnly=*/true);
         Napi::Env env = info.Env();
         auto deferred = Napi::Promise::Deferred::New(env);
         deferred.Resolve(TensorHandle::wrap(env, std::move(shared)));

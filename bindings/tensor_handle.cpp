@@ -52,8 +52,14 @@ void TensorHandle::release() {
   tensor_ = nd::Tensor();
 }
 
+// Type tag: InstanceOf can be fooled (setPrototypeOf, Symbol.hasInstance); a tag cannot, so a
+// foreign object is never reinterpreted as a TensorHandle.
+static const napi_type_tag kTensorHandleTag = {0x6e642d74656e736fULL, 0x722d68616e646c65ULL};
+
 Napi::Object TensorHandle::wrap(Napi::Env env, nd::Tensor t, std::shared_ptr<Napi::Reference<Napi::Value>> keepAlive) {
   Napi::Object obj = instanceData(env).tensorHandleCtor.New({});
+  if (napi_type_tag_object(env, obj, &kTensorHandleTag) != napi_ok)
+    nd::fail(nd::ErrorCode::Internal, "could not tag a tensor handle");
   TensorHandle* h = Unwrap(obj);
   h->tensor_ = std::move(t);
   h->keepAlive_ = std::move(keepAlive);
@@ -66,13 +72,15 @@ Napi::Object TensorHandle::wrap(Napi::Env env, nd::Tensor t, std::shared_ptr<Nap
 
 TensorHandle* TensorHandle::unwrap(Napi::Value v, const char* name) {
   Napi::Env env = v.Env();
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(instanceData(env).tensorHandleCtor.Value()))
+  bool tagged = false;
+  if (!v.IsObject() || napi_check_object_type_tag(env, v, &kTensorHandleTag, &tagged) != napi_ok || !tagged)
     nd::fail(nd::ErrorCode::Arg, std::string("Expected Tensor for ") + name);
   return Unwrap(v.As<Napi::Object>());
 }
 
 const nd::Tensor& TensorHandle::tensor() const {
   ND_REQUIRE(!disposed_, Disposed, "Tensor was disposed");
+  ND_REQUIRE(tensor_.storage != nullptr, Arg, "Expected a Tensor created by node-diffusion");
   return tensor_;
 }
 

@@ -24,6 +24,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
 
   // Throws ERR_ND_DISPOSED after dispose().
   const nd::Tensor& tensor() const;
+  const std::shared_ptr<Napi::Reference<Napi::Value>>& keepAlive() const { return keepAlive_; }
 
  private:
   Napi::Value shape(const Napi::CallbackInfo& info);

@@ -22,11 +22,16 @@ struct ViewBytes {
 ViewBytes viewBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsTypedArray())
     nd::fail(nd::ErrorCode::Arg, std::string("Expected TypedArray for ") + name);
-  auto ta = info[i].As<Napi::TypedArray>();
-  Napi::ArrayBuffer ab = ta.ArrayBuffer();
+  // napi_get_typedarray_info (unlike the ArrayBuffer accessors) also works for SharedArrayBuffers.
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(info.Env(), info[i], &type, &length, &data, &buffer, &offset) != napi_ok)
+    nd::fail(nd::ErrorCode::Arg, std::string("Expected TypedArray for ") + name);
   ViewBytes v;
-  v.data = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
-  v.bytes = ta.ByteLength();
+  v.data = static_cast<uint8_t*>(data);
+  v.bytes = info[i].As<Napi::TypedArray>().ByteLength();
   return v;
 }
 
@@ -34,11 +39,15 @@ ViewBytes viewBytes(const Napi::CallbackInfo& info, size_t i, const char* name) 
 // (lib/ decides when adoption is safe: natural dtype, aligned, not shared); the handle pins the view.
 Napi::Value fromArray(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    ViewBytes v = viewBytes(info, 0, "data");
+    // Scalars first: reading the shape can run JS (getters), which could resize or detach the data.
     nd::Shape shape = argShape(info, 1, "shape");
     nd::DType dtype = argDType(info, 2, "dtype");
     bool copy = argBool(info, 3, "copy");
-    size_t need = size_t(nd::shapeNumel(shape)) * nd::dtypeSize(dtype);
+    int64_t numel = nd::shapeNumel(shape);
+    ND_REQUIRE(uint64_t(numel) <= (uint64_t(1) << 48) / nd::dtypeSize(dtype), Shape,
+               "Tensor of shape " + nd::shapeToString(shape) + " is too large");
+    size_t need = size_t(numel) * nd::dtypeSize(dtype);
+    ViewBytes v = viewBytes(info, 0, "data");
     ND_REQUIRE(v.bytes == need, Shape,
                "Data holds " + std::to_string(v.bytes) + " bytes but shape " + nd::shapeToString(shape) + " of " +
                    nd::dtypeName(dtype) + " needs " + std::to_string(need));
@@ -123,18 +132,26 @@ Napi::Value readSync(const Napi::CallbackInfo& info) {
   });
 }
 
-// view(handle): an ArrayBuffer over a CPU tensor's own memory (no copy). The buffer holds a
-// reference to the storage, so the memory outlives even a disposed tensor until the buffer is GC'd.
+// view(handle): an ArrayBuffer over a CPU tensor's own memory (no copy). The buffer holds the
+// storage (and, for memory borrowed from JS, the JS reference that keeps it alive), so the memory
+// outlives even a disposed tensor until the buffer is collected; the finalizer runs on this thread.
+struct ViewHold {
+  std::shared_ptr<nd::Storage> storage;
+  std::shared_ptr<Napi::Reference<Napi::Value>> keepAlive;
+};
+
 Napi::Value view(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    nd::Tensor t = TensorHandle::unwrap(info[0], "tensor")->tensor();
+    TensorHandle* h = TensorHandle::unwrap(info[0], "tensor");
+    nd::Tensor t = h->tensor();
     ND_REQUIRE(t.device().isCpu(), Device, "view() needs a CPU tensor; this one is on " + t.device().str());
-    if (!t.storage || t.nbytes() == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
-    auto* hold = new std::shared_ptr<nd::Storage>(t.storage);
+    ND_REQUIRE(!t.storage->readOnly(), Arg,
+               "view() of a tensor that shares a read-only file mapping; use clone() for a writable copy");
+    if (t.nbytes() == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
+    auto* hold = new ViewHold{t.storage, h->keepAlive()};
     try {
       return Napi::ArrayBuffer::New(
-          info.Env(), t.data(), t.nbytes(),
-          [](Napi::Env, void*, std::shared_ptr<nd::Storage>* h) { delete h; }, hold);
+          info.Env(), t.data(), t.nbytes(), [](Napi::Env, void*, ViewHold* p) { delete p; }, hold);
     } catch (...) {
       delete hold;
       throw;
@@ -155,18 +172,27 @@ Napi::Value randn(const Napi::CallbackInfo& info) {
       nd::fail(nd::ErrorCode::Arg, "Expected BigUint64Array for seeds");
     auto seedsArr = info[3].As<Napi::BigUint64Array>();
     std::vector<uint64_t> seeds(seedsArr.Data(), seedsArr.Data() + seedsArr.ElementLength());
-    if (info.Length() > 5 && argBool(info, 5, "consecutive")) {
-      ND_REQUIRE(seeds.size() == 1, Arg, "Expected one base seed with consecutive seeds");
-      int64_t batch = shape.empty() ? 1 : shape[0];
-      uint64_t base = seeds[0];
-      seeds.resize(size_t(batch));
-      for (int64_t i = 0; i < batch; ++i) seeds[size_t(i)] = base + uint64_t(i);
-    }
+    bool consecutive = info.Length() > 5 && argBool(info, 5, "consecutive");
+    ND_REQUIRE(!consecutive || seeds.size() == 1, Arg, "Expected one base seed with consecutive seeds");
     if (info.Length() <= 4 || !info[4].IsBigInt()) nd::fail(nd::ErrorCode::Arg, "Expected bigint for stream");
     bool lossless = false;
     uint64_t stream = info[4].As<Napi::BigInt>().Uint64Value(&lossless);
     ND_REQUIRE(lossless, Arg, "Expected stream in [0, 2^64)");
-    return resultWorker(info, [=] { return nd::randn(shape, dtype, device, seeds, stream); }, {});
+    return resultWorker(
+        info,
+        [=]() mutable {
+          int64_t batch = shape.empty() ? 1 : shape[0];
+          // An empty tensor needs no noise (and a huge empty batch must not allocate seeds).
+          ND_REQUIRE(nd::isFloating(dtype), DType, std::string("randn produces floating-point tensors; received dtype ") + nd::dtypeName(dtype));
+          if (nd::shapeNumel(shape) == 0) return nd::Tensor::empty(shape, dtype, device);
+          if (consecutive) {  // expanded here, off the JS thread
+            uint64_t base = seeds[0];
+            seeds.resize(size_t(batch));
+            for (int64_t i = 0; i < batch; ++i) seeds[size_t(i)] = base + uint64_t(i);
+          }
+          return nd::randn(shape, dtype, device, seeds, stream);
+        },
+        {});
   });
 }
 

@@ -12,7 +12,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BindingLoadError, DeviceError } from './errors.js';
 import { packageRoot } from './paths.js';
 import { assertOneOf } from './validate.js';
@@ -49,7 +49,6 @@ export interface LoadedBinding {
 
 /** The raw addon surface; never exposed from the package. */
 export interface NativeAddon {
-  TensorHandle: new () => NativeTensorHandle;
   cudaCompiled: boolean;
   fromArray(data: ArrayBufferView, shape: number[], dtype: string, copy: boolean): NativeTensorHandle;
   empty(shape: number[], dtype: string, device: string): NativeTensorHandle;
@@ -87,7 +86,7 @@ export interface NativeTensorHandle {
 
 export interface NativeSafetensorsHandle {
   header(): { tensors: { name: string; dtype: string; shape: number[]; begin: number; end: number }[]; metadata: [string, string][] };
-  read(name: string, dtype: string | null, device: string): Promise<NativeTensorHandle>;
+  read(name: string, dtype: string | null, device: string, shareMapping: boolean): Promise<NativeTensorHandle>;
   close(): void;
 }
 
@@ -141,7 +140,7 @@ function findDriverLibrary(): string | undefined {
   return undefined;
 }
 
-export interface ProbeVerdict { ok: boolean; reason: string; probe?: CudaProbe }
+export interface ProbeVerdict { ok: boolean; reason: string; probe?: CudaProbe; crashed?: boolean }
 
 interface ChildResult { error?: Error; signal: NodeJS.Signals | null; status: number | null; stdout: string; stderr: string }
 
@@ -167,7 +166,7 @@ export function probeInChildAsync(path: string): Promise<ProbeVerdict> {
 
 function verdict(r: ChildResult): ProbeVerdict {
   if (r.error) return { ok: false, reason: `the probe process failed to run: ${r.error.message}` };
-  if (r.signal) return { ok: false, reason: `loading it killed the probe process (${r.signal}); the CUDA driver or runtime is broken` };
+  if (r.signal) return { ok: false, crashed: true, reason: `loading it killed the probe process (${r.signal}); the CUDA driver or runtime is broken` };
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   let probe: CudaProbe;
   try {
@@ -181,8 +180,12 @@ function verdict(r: ChildResult): ProbeVerdict {
   return { ok: true, reason: `${probe.deviceCount} CUDA device(s), driver ${probe.driverVersion}`, probe };
 }
 
+/** Candidates that exist but cannot be used at all (e.g. a version mismatch), with the reason. */
+const rejectedCandidates: CandidateReport[] = [];
+
 function cudaCandidates(root: string): { path: string; kind: CandidateReport['kind'] }[] {
   const out: { path: string; kind: CandidateReport['kind'] }[] = [];
+  rejectedCandidates.length = 0;
   const src = join(root, 'build', 'Release', 'node_diffusion.node');
   if (existsSync(src)) out.push({ path: src, kind: 'source-build' });
   for (const name of ['node-diffusion.glibc.node', 'node-diffusion.node']) {
@@ -194,7 +197,9 @@ function cudaCandidates(root: string): { path: string; kind: CandidateReport['ki
     const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string };
     const own = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
     const p = join(pkgDir, 'prebuilds', `${process.platform}-${process.arch}`, 'node-diffusion.glibc.node');
-    if (pkg.version === own.version && existsSync(p)) out.push({ path: p, kind: 'package-cuda' });
+    if (pkg.version !== own.version) {
+      rejectedCandidates.push({ path: pkgDir, kind: 'package-cuda', verdict: `@node-diffusion/linux-x64-cuda is version ${pkg.version} but node-diffusion is ${own.version}; install the matching version` });
+    } else if (existsSync(p)) out.push({ path: p, kind: 'package-cuda' });
   } catch {
     // the optional CUDA package is not installed
   }
@@ -205,6 +210,12 @@ function cpuCandidate(root: string): { path: string; kind: CandidateReport['kind
   const ngb = require('node-gyp-build') as { path(dir: string): string };
   const path = ngb.path(root);
   return { path, kind: path.includes(`${join('build', 'Release')}`) ? 'source-build' : 'prebuild' };
+}
+
+/** ND_BINDING_PATH, resolved against the working directory (require() would resolve it against dist/). */
+function bindingPathFromEnv(): string | undefined {
+  const p = process.env.ND_BINDING_PATH;
+  return p ? resolve(p) : undefined;
 }
 
 function requestedBackend(explicit?: BackendRequest): BackendRequest {
@@ -219,7 +230,7 @@ function noBinaryError(root: string, cause: unknown): BindingLoadError {
     `Could not load the node-diffusion native addon for ${process.platform}-${process.arch} (Node ${process.version}).\n` +
       `  Reason: ${msg}\n` +
       `  Fixes:\n` +
-      `  1. Reinstall so the prebuilt binary is present: npm install node-diffusion (without --omit=optional).\n` +
+      `  1. Reinstall so the prebuilt binary (prebuilds/ in the package) is present: npm install node-diffusion\n` +
       `  2. Build from source (needs cmake >= 3.24 and a C++20 compiler): cd ${root} && npm run build\n` +
       `  3. Point ND_BINDING_PATH at a node_diffusion.node you built yourself.`,
     { cause },
@@ -241,7 +252,7 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
   }
   const root = packageRoot();
   const candidates: CandidateReport[] = [];
-  const explicit = process.env.ND_BINDING_PATH;
+  const explicit = bindingPathFromEnv();
 
   const finish = (path: string, kind: CandidateReport['kind'], backend: 'cpu' | 'cuda', reason?: string): LoadedBinding => {
     let addon: NativeAddon;
@@ -260,8 +271,12 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
   let cudaReason: string | undefined;
   if (requested !== 'cpu') {
     const list = explicit ? [{ path: explicit, kind: 'env' as const }] : cudaCandidates(root);
+    candidates.push(...rejectedCandidates);
     const driver = findDriverLibrary();
-    if (list.length === 0) cudaReason = 'no CUDA build of node-diffusion is installed (install @node-diffusion/linux-x64-cuda or run `npm run build` with nvcc available)';
+    if (list.length === 0) {
+      cudaReason = rejectedCandidates.map((c) => c.verdict).join('; ') ||
+        'no CUDA build of node-diffusion is installed (install @node-diffusion/linux-x64-cuda or run `npm run build` with nvcc available)';
+    }
     else if (!driver && process.env.ND_CUDA_PROBE !== 'force') cudaReason = 'the NVIDIA driver library libcuda.so.1 was not found';
     else {
       const reasons: string[] = [];
@@ -279,10 +294,21 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
         `Use backend 'auto' or 'cpu' to run on the CPU.`);
     }
   }
-  if (explicit) return finish(explicit, 'env', 'cpu', cudaReason);
+  // A binary that killed its probe process must not be loaded here, even for the CPU backend: the
+  // crash may not be CUDA's.
+  const crashed = (p: string) => probeCache.get(p)?.crashed === true;
+  if (explicit) {
+    if (crashed(explicit)) throw noBinaryError(root, new Error(`${explicit} killed the probe process: ${probeCache.get(explicit)!.reason}`));
+    return finish(explicit, 'env', 'cpu', cudaReason);
+  }
   let cpu: { path: string; kind: CandidateReport['kind'] };
   try {
     cpu = cpuCandidate(root);
+    if (crashed(cpu.path)) {
+      const prebuild = join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'node-diffusion.glibc.node');
+      if (!existsSync(prebuild) || crashed(prebuild)) throw new Error(`${cpu.path} killed the probe process: ${probeCache.get(cpu.path)!.reason}`);
+      cpu = { path: prebuild, kind: 'prebuild' };
+    }
   } catch (err) {
     throw noBinaryError(root, err);
   }
@@ -297,7 +323,7 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
 export async function loadBindingAsync(options: { backend?: BackendRequest } = {}): Promise<LoadedBinding> {
   const requested = requestedBackend(options.backend);
   if (!loaded && requested !== 'cpu') {
-    const explicit = process.env.ND_BINDING_PATH;
+    const explicit = bindingPathFromEnv();
     const list = explicit ? [{ path: explicit }] : cudaCandidates(packageRoot());
     if (list.length && (findDriverLibrary() || process.env.ND_CUDA_PROBE === 'force')) {
       for (const c of list) {

@@ -1,6 +1,6 @@
 /** Devices, threads and memory accounting. */
 import { addon, loadBinding, type MemoryStats, type NativeDeviceInfo } from './binding.js';
-import { callSync, DeviceError } from './errors.js';
+import { ArgumentError, callSync, DeviceError } from './errors.js';
 import { assertIntegerInRange, assertNonNegativeInteger, assertObject, invalidParameter } from './validate.js';
 
 /** 'cpu' (the whole machine), 'cpu:N' (virtual CPU device), 'cuda' (= 'cuda:0') or 'cuda:N'. */
@@ -56,6 +56,11 @@ export interface DeviceConfig {
 /** Replaces the set of virtual CPU devices. Tensors on the old ones stay valid until disposed. */
 export function configureDevices(config: DeviceConfig): void {
   assertObject('config', config);
+  for (const key of Object.keys(config)) {
+    if (!['virtualCpus', 'threadsPerDevice', 'memoryLimit'].includes(key)) {
+      throw new ArgumentError(`Expected only the keys virtualCpus, threadsPerDevice, memoryLimit for config but received key ${key}`);
+    }
+  }
   const { virtualCpus = 0, threadsPerDevice = 0, memoryLimit = 0 } = config;
   assertIntegerInRange('virtualCpus', virtualCpus, 0, 256);
   assertIntegerInRange('threadsPerDevice', threadsPerDevice, 0, 1024);

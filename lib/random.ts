@@ -8,7 +8,7 @@ import { resolveDevice } from './device.js';
 import { type DType, parseDType } from './dtype.js';
 import { callAsync } from './errors.js';
 import { Tensor } from './tensor.js';
-import { assertShape, invalidParameter } from './validate.js';
+import { assertObject, assertShape, invalidParameter } from './validate.js';
 
 export type Seed = number | bigint;
 
@@ -45,6 +45,7 @@ export function seedsFor(shape: readonly number[], seed: Seed | readonly Seed[] 
 /** A tensor of standard normal samples (dtype f32, f64, f16 or bf16). */
 export async function randn(shape: readonly number[], options: RandnOptions = {}): Promise<Tensor> {
   assertShape('shape', shape);
+  assertObject('options', options as unknown);
   const dtype = parseDType('dtype', options.dtype ?? 'f32');
   if (!['f32', 'f64', 'f16', 'bf16'].includes(dtype)) throw invalidParameter('dtype', "one of 'f32', 'f64', 'f16', 'bf16'", dtype);
   const device = resolveDevice('device', options.device ?? 'cpu');

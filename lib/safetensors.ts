@@ -27,6 +27,25 @@ export interface ReadOptions {
   /** Convert to this dtype on load (default: the stored one, when it is a tensor dtype). */
   dtype?: DType;
   device?: string;
+  /**
+   * Share the file's read-only memory mapping instead of copying (stored dtype, device 'cpu',
+   * aligned data only; otherwise a copy is made). Loading becomes nearly free, the tensor is
+   * read-only (view() refuses; clone() gives a writable copy) and keeps the file mapped. Only for
+   * files nobody truncates or rewrites in place while mapped: reading a truncated mapping kills
+   * the process (SIGBUS), which no library can catch.
+   */
+  zeroCopy?: boolean;
+}
+
+function readOptions(options: unknown): { dtype: DType | null; device: string; zeroCopy: boolean } {
+  assertObject('options', options);
+  const o = options as ReadOptions;
+  if (o.zeroCopy !== undefined && typeof o.zeroCopy !== 'boolean') throw invalidParameter('zeroCopy', 'boolean', o.zeroCopy);
+  return {
+    dtype: o.dtype === undefined ? null : parseDType('dtype', o.dtype),
+    device: resolveDevice('device', o.device ?? 'cpu'),
+    zeroCopy: o.zeroCopy === true,
+  };
 }
 
 export class SafetensorsFile {
@@ -51,13 +70,11 @@ export class SafetensorsFile {
   /** Reads one tensor (converted to `dtype`, placed on `device`). */
   async tensor(name: string, options: ReadOptions = {}): Promise<Tensor> {
     assertString('name', name);
-    assertObject('options', options);
+    const { dtype, device, zeroCopy } = readOptions(options);
     const handle = this._handle;
     if (!handle) throw new DisposedError(`safetensors file ${this.path} was closed`);
     if (!this.tensors.has(name)) throw invalidParameter('name', `one of the file's ${this.tensors.size} tensor names`, name);
-    const dtype = options.dtype === undefined ? null : parseDType('dtype', options.dtype);
-    const device = resolveDevice('device', options.device ?? 'cpu');
-    return new Tensor(await callAsync(() => handle.read(name, dtype, device)));
+    return new Tensor(await callAsync(() => handle.read(name, dtype, device, zeroCopy)));
   }
 
   /** Unmaps the file. Reads already started finish first. */
@@ -83,6 +100,7 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
 
 /** Reads every tensor of a file. */
 export async function loadSafetensors(path: string, options: ReadOptions = {}): Promise<Record<string, Tensor>> {
+  readOptions(options);
   const file = await openSafetensors(path);
   try {
     const out: Record<string, Tensor> = {};
@@ -100,11 +118,17 @@ export async function saveSafetensors(
   options: { metadata?: Record<string, string> } = {},
 ): Promise<void> {
   assertString('path', path);
-  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors as Record<string, Tensor>);
+  if (typeof tensors !== 'object' || tensors === null) throw invalidParameter('tensors', 'object or Map of name -> Tensor', tensors);
+  assertObject('options', options);
+  const isMapLike = typeof (tensors as ReadonlyMap<string, Tensor>).entries === 'function' &&
+    typeof (tensors as ReadonlyMap<string, Tensor>).get === 'function';
+  const entries = isMapLike ? [...(tensors as ReadonlyMap<string, Tensor>).entries()] : Object.entries(tensors as Record<string, Tensor>);
   const native = entries.map(([name, t]) => {
+    if (typeof name !== 'string') throw invalidParameter('tensor name', 'string', name);
     if (!(t instanceof Tensor)) throw invalidParameter(`tensors['${name}']`, 'Tensor', t);
     return { name, tensor: t.handle() };
   });
+  if (options.metadata !== undefined) assertObject('metadata', options.metadata);
   const metadata = Object.entries(options.metadata ?? {});
   for (const [k, v] of metadata) if (typeof v !== 'string') throw invalidParameter(`metadata['${k}']`, 'string', v);
   await callAsync(() => addon().safetensorsWrite(path, native, metadata));

@@ -1,16 +1,18 @@
 /**
  * Tensor: an n-dimensional array in native memory on one device.
  *
- * CPU tensors made from a TypedArray of the tensor's own dtype share its memory (no copy) unless
- * `copy: true` is passed or the buffer is a SharedArrayBuffer (another thread could write to it
- * while a native job reads it). Native memory is freed by dispose() (or `using`), and by the
- * garbage collector as a safety net; its size is reported to V8 so forgotten tensors are collected.
+ * Zero-copy where it is safe: `view()` exposes a CPU tensor's own memory to JS without a copy (the
+ * memory stays alive while either side uses it), so filling `Tensor.empty(shape).view()` builds a
+ * tensor without copying. `Tensor.from(typedArray)` copies by default; `{ copy: false }` shares
+ * the TypedArray's memory under a contract (see TensorFromOptions.copy). Native memory is freed by
+ * dispose() (or `using`), and by the garbage collector as a safety net; its size is reported to V8
+ * so forgotten tensors are collected.
  */
 import { addon, type NativeTensorHandle } from './binding.js';
 import { resolveDevice, type DeviceId } from './device.js';
 import { type AnyTypedArray, type DType, dtypeSize, naturalDType, parseDType, storesDType, typedArrayCtor, type TypedArrayFor } from './dtype.js';
 import { callAsync, callSync, DisposedError, ShapeError } from './errors.js';
-import { assertShape, invalidParameter } from './validate.js';
+import { assertObject, assertShape, invalidParameter } from './validate.js';
 
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('Symbol.dispose');
 
@@ -20,8 +22,12 @@ export interface TensorFromOptions {
   /** Element type; defaults to the TypedArray's own (Float32Array -> f32 ...), f32 for number[]. */
   dtype?: DType;
   /**
-   * Copy the data instead of sharing the TypedArray's memory. The copy happens on the calling
-   * thread; for large arrays prefer `await Tensor.from(data).clone()`, which copies off it.
+   * Default true: the tensor gets its own copy of the data (made on the calling thread; fill
+   * `Tensor.empty(shape).view()` in place to avoid it for large arrays). `false` shares the
+   * TypedArray's memory instead, which is only safe while you neither transfer (postMessage,
+   * structuredClone with transfer) nor resize its buffer until the tensor is disposed and its
+   * pending operations have settled: Node-API cannot pin a JS buffer. Shared and resizable
+   * buffers are always copied.
    */
   copy?: boolean;
 }
@@ -29,6 +35,28 @@ export interface TensorFromOptions {
 export interface TensorCreateOptions {
   dtype?: DType;
   device?: string;
+}
+
+const intRange: Partial<Record<DType, [number, number]>> = {
+  i32: [-(2 ** 31), 2 ** 31 - 1],
+  u8: [0, 255],
+};
+
+/** Number arrays are converted by us, so out-of-range values are errors rather than wrapped. */
+function checkValues(data: readonly unknown[], dtype: DType): void {
+  const range = intRange[dtype];
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (dtype === 'i64') {
+      if (typeof v !== 'bigint' && !Number.isSafeInteger(v)) throw invalidParameter(`data[${i}]`, 'bigint or safe integer for dtype i64', v);
+    } else if (dtype === 'bool') {
+      if (typeof v !== 'boolean' && v !== 0 && v !== 1) throw invalidParameter(`data[${i}]`, 'boolean, 0 or 1 for dtype bool', v);
+    } else if (typeof v !== 'number') {
+      throw invalidParameter(`data[${i}]`, `number for dtype ${dtype}`, v);
+    } else if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) {
+      throw invalidParameter(`data[${i}]`, `integer in [${range[0]}, ${range[1]}] for dtype ${dtype}`, v);
+    }
+  }
 }
 
 function numel(shape: readonly number[]): number {
@@ -55,6 +83,8 @@ export class Tensor {
 
   /** A CPU tensor holding `data` (shared, not copied, when the TypedArray is the dtype's own). */
   static from(data: AnyTypedArray | readonly number[] | readonly bigint[], options: TensorFromOptions = {}): Tensor {
+    assertObject('options', options as unknown);
+    if (options.copy !== undefined && typeof options.copy !== 'boolean') throw invalidParameter('copy', 'boolean', options.copy);
     let array: ArrayBufferView;
     let dtype: DType;
     let owned = false;
@@ -63,12 +93,9 @@ export class Tensor {
       if (dtype === 'f16' || dtype === 'bf16') {
         throw invalidParameter('data', `Uint16Array of raw ${dtype} bits (or f32 data and tensor.cast('${dtype}'))`, 'number[]');
       }
+      checkValues(data, dtype);
       const Ctor = typedArrayCtor[dtype] as unknown as { from(a: readonly unknown[]): AnyTypedArray };
-      try {
-        array = Ctor.from(dtype === 'bool' ? data.map((v) => (v ? 1 : 0)) : data);
-      } catch (err) {
-        throw invalidParameter('data', `array of ${dtype === 'i64' ? 'bigint' : 'number'} values`, data);
-      }
+      array = Ctor.from(dtype === 'bool' ? data.map((v) => (v ? 1 : 0)) : data);
       owned = true;
     } else if (ArrayBuffer.isView(data) && !(data instanceof DataView)) {
       array = data;
@@ -83,6 +110,9 @@ export class Tensor {
       if (!storesDType(data, dtype)) {
         throw invalidParameter('data', `${typedArrayCtor[dtype].name} for dtype ${dtype}`, data);
       }
+      if (dtype === 'bool' && (data as Uint8Array).some((v) => v > 1)) {
+        throw invalidParameter('data', 'only 0 and 1 for dtype bool', 'other values');
+      }
     } else {
       throw invalidParameter('data', 'TypedArray or array of numbers', data);
     }
@@ -92,8 +122,11 @@ export class Tensor {
     if (n * dtypeSize[dtype] !== array.byteLength) {
       throw new ShapeError(`Data has ${array.byteLength / dtypeSize[dtype]} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
-    const shared = typeof SharedArrayBuffer !== 'undefined' && array.buffer instanceof SharedArrayBuffer;
-    const copy = !owned && (options.copy === true || shared);
+    // Memory another thread may write (SharedArrayBuffer) or that may shrink under us (resizable
+    // and growable buffers) is never shared with native code: it is copied.
+    const buffer = array.buffer as ArrayBufferLike & { resizable?: boolean; growable?: boolean };
+    const shared = typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer;
+    const copy = !owned && (options.copy !== false || shared || buffer.resizable === true || buffer.growable === true);
     const handle = callSync(() => addon().fromArray(array, [...shape], dtype, copy));
     return new Tensor(handle, copy ? undefined : array);
   }
@@ -101,6 +134,7 @@ export class Tensor {
   /** An uninitialised tensor. */
   static empty(shape: readonly number[], options: TensorCreateOptions = {}): Tensor {
     assertShape('shape', shape);
+    assertObject('options', options as unknown);
     const dtype = parseDType('dtype', options.dtype ?? 'f32');
     const device = resolveDevice('device', options.device ?? 'cpu');
     return new Tensor(callSync(() => addon().empty([...shape], dtype, device)));
@@ -108,6 +142,7 @@ export class Tensor {
 
   static async zeros(shape: readonly number[], options: TensorCreateOptions = {}): Promise<Tensor> {
     assertShape('shape', shape);
+    assertObject('options', options as unknown);
     const dtype = parseDType('dtype', options.dtype ?? 'f32');
     const device = resolveDevice('device', options.device ?? 'cpu');
     return new Tensor(await callAsync(() => addon().zeros([...shape], dtype, device)));
@@ -125,15 +160,15 @@ export class Tensor {
     return this._handle === undefined;
   }
 
-  /** Whether this tensor shares the memory of the TypedArray it was made from. */
+  /** Whether this tensor shares memory it does not own (its source TypedArray, or a mapped file). */
   get zeroCopy(): boolean {
-    return this._source !== undefined;
+    return this._handle !== undefined && (this._source !== undefined || this._handle.zeroCopy());
   }
 
   /** @internal the live native handle; throws after dispose() or if shared memory was detached */
   handle(): NativeTensorHandle {
     if (!this._handle) throw new DisposedError('Tensor was disposed');
-    if (this._source && this._source.byteLength === 0 && this.nbytes > 0) {
+    if (this._source && this._source.byteLength !== this.nbytes) {
       throw new DisposedError('The ArrayBuffer this tensor shares was detached (transferred); create the tensor with { copy: true } to transfer its source');
     }
     return this._handle;

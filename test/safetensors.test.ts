@@ -58,22 +58,38 @@ describe('safetensors', () => {
     expect(all['w.i32'].dtype).toBe('f64');
   });
 
-  it('tensors read in their stored dtype share the copy-on-write mapping; writes never reach the file', async () => {
-    const path = join(dir, 'cow.safetensors');
+  it('zeroCopy reads share the read-only file mapping; clone() gives a writable copy', async () => {
+    const path = join(dir, 'mapped.safetensors');
     await saveSafetensors(path, { a: Tensor.from(new Float32Array([1, 2, 3, 4])), b: Tensor.from(new Float64Array([5, 6])) });
     const f = await openSafetensors(path);
-    const a = await f.tensor('a');
+    const a = await f.tensor('a', { zeroCopy: true });
+    const copied = await f.tensor('a');
     f.close(); // the tensor keeps the mapping alive
-    const v = a.view<'f32'>();
-    expect(Array.from(v)).toEqual([1, 2, 3, 4]);
-    v[0] = 100;
-    expect(Array.from(await a.data())).toEqual([100, 2, 3, 4]);
-    const again = await loadSafetensors(path);
+    expect(a.zeroCopy).toBe(true);
+    expect(copied.zeroCopy).toBe(false);
+    expect(Array.from(await a.data())).toEqual([1, 2, 3, 4]);
+    expect(() => a.view()).toThrow(/read-only file mapping/);
+    const w = await a.clone();
+    w.view<'f32'>()[0] = 100;
+    expect(Array.from(await w.data())).toEqual([100, 2, 3, 4]);
+    expect(Array.from(await (await a.cast('f64')).data())).toEqual([1, 2, 3, 4]);
+    const again = await loadSafetensors(path, { zeroCopy: true });
     expect(Array.from(await again.a.data())).toEqual([1, 2, 3, 4]);
     expect(Array.from(await again.b.data())).toEqual([5, 6]);
-    // A copy on a device of its own is independent of the file mapping.
-    const copy = await (await openSafetensors(path)).tensor('a', { device: 'cpu', dtype: 'f64' });
-    expect(Array.from(await copy.data())).toEqual([1, 2, 3, 4]);
+    // Conversions and other devices always copy.
+    const conv = await (await openSafetensors(path)).tensor('a', { dtype: 'f64', zeroCopy: true });
+    expect(conv.zeroCopy).toBe(false);
+    expect(Array.from(await conv.data())).toEqual([1, 2, 3, 4]);
+  });
+
+  it('validates write arguments', async () => {
+    const path = join(dir, 'args.safetensors');
+    await expect(saveSafetensors(path, null as never)).rejects.toThrow('Expected object or Map of name -> Tensor for tensors but received null');
+    await expect(saveSafetensors(path, {}, { metadata: 'abc' as never })).rejects.toThrow("Expected object for metadata but received 'abc'");
+    await expect(saveSafetensors(path, { a: [1] as never })).rejects.toThrow("Expected Tensor for tensors['a']");
+    await saveSafetensors(path, new Map([['m', Tensor.from([7])]]));
+    await expect(openSafetensors(path).then((f) => f.tensor('m', { zeroCopy: 1 as never }))).rejects.toThrow('Expected boolean for zeroCopy but received 1');
+    expect(Array.from(await (await loadSafetensors(path)).m.data())).toEqual([7]);
   });
 
   it('reads the format as other writers produce it (hand-made header, padding, F8 dtype)', async () => {

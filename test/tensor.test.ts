@@ -38,10 +38,12 @@ describe('Tensor round trips', () => {
     });
   }
 
-  it('zero-copy tensors share memory with their TypedArray; copies do not', async () => {
+  it('copies by default; { copy: false } shares memory with the TypedArray', async () => {
     const src = new Float32Array([1, 2, 3]);
-    const shared = Tensor.from(src);
-    const copied = Tensor.from(src, { copy: true });
+    const shared = Tensor.from(src, { copy: false });
+    const copied = Tensor.from(src);
+    expect(shared.zeroCopy).toBe(true);
+    expect(copied.zeroCopy).toBe(false);
     src[0] = 42;
     expect((await shared.data())[0]).toBe(42);
     expect((await copied.data())[0]).toBe(1);
@@ -52,19 +54,54 @@ describe('Tensor round trips', () => {
 
   it('a detached source buffer is reported, not read', () => {
     const src = new Float32Array(16);
-    const t = Tensor.from(src);
+    const t = Tensor.from(src, { copy: false });
     structuredClone(src.buffer, { transfer: [src.buffer] });
     expect(() => t.dataSync()).toThrow(DisposedError);
   });
 
+  it('shared and resizable buffers are always copied', async () => {
+    const sab = new Float32Array(new SharedArrayBuffer(16));
+    sab.set([1, 2, 3, 4]);
+    const a = Tensor.from(sab, { copy: false });
+    sab[0] = 9;
+    expect(a.zeroCopy).toBe(false);
+    expect(Array.from(await a.data())).toEqual([1, 2, 3, 4]);
+    const rab = new ArrayBuffer(1 << 20, { maxByteLength: 1 << 20 } as never) as ArrayBuffer & { resize(n: number): void };
+    const r = Tensor.from(new Float32Array(rab), { copy: false });
+    rab.resize(16);
+    expect(r.zeroCopy).toBe(false);
+    expect((await r.data()).length).toBe(1 << 18);
+  });
+
+  it('Tensor.empty(shape).view() fills a tensor in place, without a copy', async () => {
+    const t = Tensor.empty([2, 3]);
+    t.view<'f32'>().set([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(await t.data())).toEqual([1, 2, 3, 4, 5, 6]);
+    const v = t.view<'f32'>();
+    t.dispose(); // the view keeps the memory alive
+    expect(Array.from(v)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('clone() copies off the JS thread onto the same device', async () => {
     const src = new Float32Array([1, 2, 3]);
-    const t = Tensor.from(src);
+    const t = Tensor.from(src, { copy: false });
     const c = await t.clone();
     src[0] = 9;
     expect(c.zeroCopy).toBe(false);
     expect(Array.from(await c.data())).toEqual([1, 2, 3]);
     expect(c.device).toBe('cpu');
+  });
+
+  it('number arrays are range-checked, not wrapped; bool data must be 0/1', () => {
+    expect(() => Tensor.from([300], { dtype: 'u8' })).toThrow('Expected integer in [0, 255] for dtype u8 for data[0] but received 300');
+    expect(() => Tensor.from([1e20], { dtype: 'i32' })).toThrow(ArgumentError);
+    expect(() => Tensor.from([1.5], { dtype: 'i32' })).toThrow(ArgumentError);
+    expect(() => Tensor.from([2], { dtype: 'bool' })).toThrow(ArgumentError);
+    expect(() => Tensor.from(Uint8Array.of(0, 7), { dtype: 'bool' })).toThrow(ArgumentError);
+    expect(Array.from(Tensor.from([true, 0, 1] as never, { dtype: 'bool' }).dataSync())).toEqual([1, 0, 1]);
+    expect(Array.from(Tensor.from([2n ** 62n], { dtype: 'i64' }).dataSync())).toEqual([2n ** 62n]);
+    expect(() => Tensor.from([1], null as never)).toThrow('Expected object for options but received null');
+    expect(() => Tensor.from([1], { copy: 'yes' as never })).toThrow(ArgumentError);
   });
 
   it('number arrays, shapes and dtype checks', async () => {
@@ -94,12 +131,15 @@ describe('Tensor round trips', () => {
     expect(String(t)).toContain('disposed');
   });
 
-  it('Symbol.dispose works with `using`-style scopes', async () => {
+  it('Symbol.dispose: a `using` declaration frees the tensor at the end of its scope', async () => {
     const before = memoryStats('cpu').bytesInUse;
+    let escaped: Tensor | undefined;
     {
-      const t = await Tensor.zeros([256, 256]);
-      t[Symbol.dispose]();
+      using t = await Tensor.zeros([256, 256]);
+      escaped = t;
+      expect(memoryStats('cpu').bytesInUse).toBeGreaterThan(before);
     }
+    expect(escaped.disposed).toBe(true);
     expect(memoryStats('cpu').bytesInUse).toBe(before);
   });
 

@@ -91,7 +91,12 @@ std::shared_ptr<DeviceContext> Runtime::context(Device device) {
 void Runtime::setThreads(int threads) {
   // The allocator (and its statistics) stays; only the pool is replaced. Jobs still running hold
   // the old pool through their shared_ptr until they finish.
-  cpu_->setPool(std::make_shared<ThreadPool>(threads));
+  auto pool = std::make_shared<ThreadPool>(threads);
+  cpu_->setPool(pool);
+  // CUDA devices do their host-side work on the same pool.
+  std::lock_guard<std::mutex> lk(mutex_);
+  for (auto& c : cuda_)
+    if (c) c->setPool(pool);
 }
 
 int Runtime::threads() {
@@ -104,13 +109,19 @@ void Runtime::configureVirtualCpus(const VirtualCpuConfig& config) {
   ND_REQUIRE(config.threadsPerDevice >= 0 && config.threadsPerDevice <= 1024, Arg,
              "Expected integer in [0, 1024] for threadsPerDevice but received " +
                  std::to_string(config.threadsPerDevice));
-  int cores = availableCpus();
+  std::vector<int> allowed = availableCpuList();
+  int cores = int(allowed.size());
+  int perDevice = config.threadsPerDevice > 0 ? config.threadsPerDevice : std::max(1, cores / std::max(1, config.count));
+  ND_REQUIRE(int64_t(perDevice) * config.count <= 4096, Arg,
+             "Expected at most 4096 threads over all virtual CPU devices but received " +
+                 std::to_string(config.count) + " x " + std::to_string(perDevice));
   std::vector<std::shared_ptr<DeviceContext>> devices;
   for (int k = 0; k < config.count; ++k) {
-    int threads = config.threadsPerDevice > 0 ? config.threadsPerDevice : std::max(1, cores / std::max(1, config.count));
-    // Consecutive core ranges, wrapping around when there are more virtual devices than cores.
+    int threads = perDevice;
+    // Consecutive ranges of the CPUs this process may use, wrapping around when there are more
+    // virtual devices than cores.
     std::vector<int> cpus;
-    for (int t = 0; t < threads; ++t) cpus.push_back((k * threads + t) % cores);
+    for (int t = 0; t < threads; ++t) cpus.push_back(allowed[size_t((k * threads + t) % cores)]);
     auto ctx = std::make_shared<DeviceContext>(Device{DeviceType::Cpu, k},
                                                std::make_shared<ThreadPool>(threads, cpus), kCpuCacheLimit);
     ctx->allocator().setMemoryLimit(config.memoryLimit);

@@ -22,8 +22,9 @@ std::shared_ptr<Storage> Storage::allocate(std::shared_ptr<DeviceContext> ctx, s
   return s;
 }
 
-std::shared_ptr<Storage> Storage::wrapHost(void* data, size_t bytes, std::function<void()> release) {
+std::shared_ptr<Storage> Storage::wrapHost(void* data, size_t bytes, std::function<void()> release, bool readOnly) {
   std::shared_ptr<Storage> s(new Storage());
+  s->readOnly_ = readOnly;
   s->data_ = data;
   s->bytes_ = bytes;
   s->device_ = Device{DeviceType::Cpu, -1};
@@ -69,7 +70,8 @@ Tensor toDevice(const Tensor& src, Device device) {
 void copyToHost(const Tensor& src, void* dst) {
   size_t n = src.nbytes();
   if (n == 0) return;
-  if (src.device().isCpu()) std::memcpy(dst, src.data(), n);
+  // memmove: the destination may be JS memory that overlaps a zero-copy source.
+  if (src.device().isCpu()) std::memmove(dst, src.data(), n);
   else cuda::memcpyDeviceToHost(src.device().index, dst, src.data(), n);
 }
 

@@ -17,7 +17,8 @@ class Storage {
   static std::shared_ptr<Storage> allocate(std::shared_ptr<DeviceContext> ctx, size_t bytes);
   // Host memory owned by someone else (e.g. a JS ArrayBuffer kept alive by the JS Tensor);
   // `release` runs when the last reference goes away.
-  static std::shared_ptr<Storage> wrapHost(void* data, size_t bytes, std::function<void()> release);
+  static std::shared_ptr<Storage> wrapHost(void* data, size_t bytes, std::function<void()> release,
+                                           bool readOnly = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -26,6 +27,8 @@ class Storage {
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
   bool ownsMemory() const { return ctx_ != nullptr; }
+  // Memory that must not be written (a read-only file mapping): ops only read it; view() refuses.
+  bool readOnly() const { return readOnly_; }
   const std::shared_ptr<DeviceContext>& context() const { return ctx_; }
 
  private:
@@ -35,6 +38,7 @@ class Storage {
   Device device_;
   std::shared_ptr<DeviceContext> ctx_;  // null for wrapped memory
   std::function<void()> release_;
+  bool readOnly_ = false;
 };
 
 struct Tensor {

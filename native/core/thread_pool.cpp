@@ -24,6 +24,18 @@ void pinCurrentThread(const std::vector<int>& cpus) {
 }
 }  // namespace
 
+std::vector<int> availableCpuList() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  if (out.empty())
+    for (int c = 0; c < availableCpus(); ++c) out.push_back(c);
+  return out;
+}
+
 int availableCpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -48,7 +60,22 @@ ThreadPool::ThreadPool(int threads, std::vector<int> cpuSet) : cpuSet_(std::move
   ND_REQUIRE(threads >= 1 && threads <= 1024, Arg,
              "Expected thread count in [1, 1024] but received " + std::to_string(threads));
   workers_.reserve(size_t(threads - 1));
-  for (int i = 0; i + 1 < threads; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+  try {
+    for (int i = 0; i + 1 < threads; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+  } catch (const std::exception& e) {
+    // Out of threads (pids limit, memory): stop and join the ones that started, then report it;
+    // leaving joinable threads behind would terminate the process.
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    size_t started = workers_.size();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    fail(ErrorCode::Oom, "Could not start " + std::to_string(threads) + " threads (" + std::to_string(started + 1) +
+                             " running): " + e.what());
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -43,6 +43,8 @@ class ThreadPool {
 
 // Number of logical CPUs this process may run on (sched_getaffinity, not the machine total).
 int availableCpus();
+// Their ids, in order (what virtual devices are pinned to).
+std::vector<int> availableCpuList();
 // Default thread count: env ND_THREADS if a positive integer, else availableCpus().
 int defaultThreadCount();
 

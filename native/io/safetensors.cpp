@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cmath>
@@ -376,9 +377,9 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   f->size_ = size_t(st.st_size);
   // mmap of length 0 is EINVAL; an empty file is simply too short, which init() reports.
   if (f->size_ > 0) {
-    // Writable but private (copy-on-write): tensors that share the mapping may be written through
-    // view() without touching the file.
-    void* m = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    // Read-only: a writable private mapping counts against the kernel's commit limit (a file
+    // larger than RAM would fail to open), and tensors sharing the mapping must not change it.
+    void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
       int err = errno;
       ::close(fd);
@@ -583,8 +584,11 @@ void writeSafetensors(const std::string& path, const std::vector<StWriteEntry>& 
   for (int k = 0; k < 8; ++k) prefix[k] = uint8_t(uint64_t(hdr.size()) >> (8 * k));
 
   TmpFile tmp;
-  tmp.path = path + ".tmp";
-  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A name of our own (pid + counter) created exclusively: concurrent saves to one path never share
+  // a temporary file, and an existing file or symlink under that name is never followed.
+  static std::atomic<uint64_t> counter{0};
+  tmp.path = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (tmp.fd < 0) {
     tmp.committed = true;  // nothing was created, nothing to remove
     tmp.ioFail("create", errno);
