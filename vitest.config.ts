@@ -9,6 +9,8 @@ export default defineConfig({
     pool: 'forks',
     execArgv: ['--expose-gc'],
     fileParallelism: false,
+    // The in-process suites test the CPU backend on any machine; GPU paths live in test/gpu/.
+    env: { ND_BACKEND: 'cpu' },
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** The node-diffusion command line. */
 import { parseArgs } from 'node:util';
-import { DiffusionError } from './errors.js';
-import { type BackendInfo, init, packageVersion } from './info.js';
+import { type BackendInfo, DiffusionError, init } from './index.js';
+import { packageVersion } from './info.js';
 
 const HELP = `Usage: node-diffusion <command> [options]
 

@@ -24,7 +24,7 @@ if (!existsSync(join(root, 'dist', 'index.cjs'))) {
   process.exit(1);
 }
 const r = spawnSync(process.execPath, ['--test', join(root, 'test', 'gpu')], {
-  cwd: root, stdio: 'inherit', env: { ...process.env, ND_BACKEND: process.env.ND_BACKEND ?? 'cuda' },
+  cwd: root, stdio: 'inherit', env: { ...process.env, ND_BACKEND: process.env.ND_BACKEND ?? 'cuda', ND_EXPECT_GPU: '1' },
 });
 failed ||= r.status !== 0;
 process.exit(failed ? 1 : 0);

@@ -5,8 +5,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// Children start from the default backend request ('auto') unless a test sets one.
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'ND_BACKEND'));
 const run = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, ['dist/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  spawnSync(process.execPath, ['dist/cli.js', ...args], { encoding: 'utf8', env: { ...baseEnv, ...env } });
+// On a machine with a usable NVIDIA GPU, 'auto' picks CUDA; these expectations follow.
+const gpu = (() => {
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
+  return r.status === 0 && /GPU \d/.test(r.stdout);
+})();
 
 describe('node-diffusion CLI', () => {
   it('info prints version, backends with reasons, devices, threads and CPU features', () => {
@@ -14,8 +21,8 @@ describe('node-diffusion CLI', () => {
     expect(r.status).toBe(0);
     const version = JSON.parse(readFileSync('package.json', 'utf8')).version;
     expect(r.stdout).toContain(`node-diffusion ${version}`);
-    expect(r.stdout).toMatch(/backend: +cpu/);
-    expect(r.stdout).toMatch(/cuda +not available: .{10,}/);
+    expect(r.stdout).toMatch(gpu ? /backend: +cuda/ : /backend: +cpu/);
+    expect(r.stdout).toMatch(gpu ? /cuda +available: \d+ device/ : /cuda +not available: .{10,}/);
     expect(r.stdout).toMatch(/threads: +\d+/);
     expect(r.stdout).toMatch(/cpu +CPU, \d+ thread/);
     expect(r.stdout).toMatch(/features: .*sse2/);
@@ -24,16 +31,16 @@ describe('node-diffusion CLI', () => {
   it('info --json is machine-readable', () => {
     const r = run(['info', '--json'], { ND_VIRTUAL_CPUS: '2' });
     const info = JSON.parse(r.stdout);
-    expect(info.backend).toBe('cpu');
-    expect(info.fellBack).toBe(true);
-    expect(info.devices.map((d: { id: string }) => d.id)).toEqual(['cpu', 'cpu:0', 'cpu:1']);
-    expect(typeof info.cudaUnavailableReason).toBe('string');
+    expect(info.backend).toBe(gpu ? 'cuda' : 'cpu');
+    expect(info.fellBack).toBe(!gpu);
+    expect(info.devices.map((d: { id: string }) => d.id).slice(0, 3)).toEqual(['cpu', 'cpu:0', 'cpu:1']);
+    expect(typeof info.cudaUnavailableReason).toBe(gpu ? 'undefined' : 'string');
     expect(info.cpu.isa).toMatch(/baseline|avx2/);
     // On the CPU backend a binary with CUDA never touches the driver in-process.
     if (info.binary.cudaCompiled) expect(info.cuda.error).toMatch(/^CUDA is not used in this process: .+/);
   });
 
-  it('--backend cuda without a GPU fails with one clear line and exit code 1', () => {
+  it.skipIf(gpu)('--backend cuda without a GPU fails with one clear line and exit code 1', () => {
     const r = run(['info', '--backend', 'cuda']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^node-diffusion: CUDA was requested but is not available: .+ \[ERR_ND_DEVICE\]\n$/);
@@ -49,11 +56,11 @@ describe('node-diffusion CLI', () => {
     expect(bad.stderr).toContain("unknown command 'frobnicate'");
   });
 
-  it('ND_BACKEND=cuda makes library use fail with DeviceError; the process survives', () => {
+  it.skipIf(gpu)('ND_BACKEND=cuda makes library use fail with DeviceError; the process survives', () => {
     const r = spawnSync(process.execPath, ['-e', `
       const nd = require('./dist/index.cjs');
       try { nd.Tensor.from([1]); console.log('no error'); }
-      catch (e) { console.log(e.name, e.code, e instanceof nd.DiffusionError); }`], { encoding: 'utf8', env: { ...process.env, ND_BACKEND: 'cuda' } });
+      catch (e) { console.log(e.name, e.code, e instanceof nd.DiffusionError); }`], { encoding: 'utf8', env: { ...baseEnv, ND_BACKEND: 'cuda' } });
     expect(r.stdout.trim()).toBe('DeviceError ERR_ND_DEVICE true');
   });
 

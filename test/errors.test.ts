@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { addon } from '../lib/binding.js';
-import { ArgumentError, DiffusionError, DisposedError, DTypeError, FileFormatError, openSafetensors, randn, ShapeError, Tensor } from '../lib/index.js';
+import { ArgumentError, DiffusionError, DisposedError, DTypeError, FileFormatError, openSafetensors, randn, saveSafetensors, ShapeError, Tensor } from '../lib/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fromNative } from '../lib/errors.js';
 import { invalidParameter } from '../lib/validate.js';
 
@@ -24,6 +27,23 @@ describe('errors', () => {
     const h = t.handle();
     t.dispose();
     expect(native(() => a.readSync(h, new Float32Array(2)))).toBeInstanceOf(DisposedError);
+  });
+
+  it('foreign objects dressed up as tensors are rejected, not reinterpreted', async () => {
+    const a = addon();
+    const t = Tensor.from([1, 2]);
+    const proto = Object.getPrototypeOf(t.handle());
+    const dir = mkdtempSync(join(tmpdir(), 'nd-err-'));
+    const path = join(dir, 'x.safetensors');
+    await saveSafetensors(path, { t });
+    const file = await openSafetensors(path);
+    const sh = (file as unknown as { _handle: object })._handle;
+    Object.setPrototypeOf(sh, proto);
+    const native = (fn: () => unknown) => { try { fn(); } catch (e) { return fromNative(e); } return undefined; };
+    expect(native(() => a.view(sh as never))).toBeInstanceOf(ArgumentError);
+    expect(native(() => a.readSync(Object.create(proto), new Float32Array(2)))).toBeInstanceOf(ArgumentError);
+    expect('TensorHandle' in a).toBe(false); // no way to make an empty handle from JS
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('async native errors carry the JavaScript call-site stack', async () => {

@@ -15,6 +15,9 @@ try {
 } catch (err) {
   reason = err.message;
 }
+// `npm run test:gpu` sets ND_EXPECT_GPU=1 after nvidia-smi listed a GPU: then an unusable CUDA
+// backend is a failure, not a skip.
+if (reason && process.env.ND_EXPECT_GPU === '1') throw new Error(`an NVIDIA GPU is present but the CUDA backend is unusable: ${reason}`);
 const skip = reason ? `no usable CUDA device: ${reason}` : false;
 
 const bytes = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
