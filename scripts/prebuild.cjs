@@ -11,17 +11,23 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 
-// npm runs a script named "prebuild" as a hook before "build". `npm run build` (the source build)
-// must not trigger the prebuilt-binary build, so skip when an ancestor process is `npm run build`.
+// npm (and yarn v1) run a script named "prebuild" as a hook before "build". `npm run build` (the
+// source build) must not trigger the prebuilt-binary build, so skip when an ancestor process is
+// running the "build" script: `npm run build`, `yarn build`, `yarn run build`, `pnpm build`, ...
 function invokedAsBuildHook() {
   if (process.env.npm_lifecycle_event !== 'prebuild') return false;
+  const runners = /^(npm|npm-cli\.js|yarn|yarn\.js|yarn\.cjs|pnpm|pnpm\.cjs|pnpm\.js|bun)$/;
   let pid = process.ppid;
-  for (let depth = 0; depth < 4 && pid > 1; depth++) {
+  for (let depth = 0; depth < 5 && pid > 1; depth++) {
     try {
       // npm retitles itself ("npm run build" as one string), so split on spaces too.
-      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0\s]+/);
-      const i = argv.findIndex((a) => a === 'run' || a === 'run-script' || a === 'rum' || a === 'urn');
-      if (i >= 0) return argv[i + 1] === 'build';
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0\s]+/).filter(Boolean);
+      const r = argv.findIndex((a) => runners.test(path.basename(a)));
+      if (r >= 0) {
+        const rest = argv.slice(r + 1).filter((a) => !a.startsWith('-'));
+        const script = ['run', 'run-script', 'rum', 'urn'].includes(rest[0]) ? rest[1] : rest[0];
+        return script === 'build';
+      }
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
       pid = Number(/PPid:\s+(\d+)/.exec(status)?.[1] ?? 0);
     } catch {
