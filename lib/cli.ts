@@ -32,6 +32,9 @@ function formatInfo(info: BackendInfo): string {
   const cudaVer = (v: number) => (v ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : 'none');
   lines.push(`node-diffusion ${info.version}  (Node ${info.node}, ${info.platform})`);
   lines.push(`binary:   ${info.binary.path} [${info.binary.kind}${info.binary.cudaCompiled ? ', with CUDA' : ''}]`);
+  if (info.binary.version !== info.version) {
+    lines.push(`warning:  the binary was built from node-diffusion ${info.binary.version}; rebuild it (npm run build)`);
+  }
   lines.push(`backend:  ${info.backend} (requested ${info.requested}${info.fellBack ? ', fell back to CPU' : ''})`);
   lines.push('backends:');
   lines.push(`  cpu   available (ISA path: ${info.cpu.isa})`);

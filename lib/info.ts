@@ -13,7 +13,8 @@ export interface BackendInfo {
   /** What was asked for (init option or env ND_BACKEND). */
   requested: BackendRequest;
   /** The native binary in use and where it came from. */
-  binary: { path: string; kind: CandidateReport['kind']; cudaCompiled: boolean };
+  /** The native binary in use; `version` is the package version it was built from. */
+  binary: { path: string; kind: CandidateReport['kind']; cudaCompiled: boolean; version: string };
   /** Why CUDA is not in use (absent when it is). */
   cudaUnavailableReason?: string;
   /** Whether `auto` fell back to the CPU. */
@@ -53,7 +54,7 @@ export function backendInfo(): BackendInfo {
     version: packageVersion(),
     backend: b.backend,
     requested: b.requested,
-    binary: { path: b.path, kind: b.kind, cudaCompiled: b.addon.cudaCompiled },
+    binary: { path: b.path, kind: b.kind, cudaCompiled: b.addon.cudaCompiled, version: native.version },
     cudaUnavailableReason: b.cudaUnavailableReason,
     fellBack: b.requested === 'auto' && b.backend === 'cpu',
     candidates: b.candidates,

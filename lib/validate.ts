@@ -7,7 +7,11 @@ import { ArgumentError } from './errors.js';
 function describe(value: unknown): string {
   if (typeof value === 'string') return `'${value}'`;
   if (typeof value === 'bigint') return `${value}n`;
-  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`.slice(0, 80);
+  if (Array.isArray(value)) {
+    const shown = value.slice(0, 8).map(describe).join(', ');
+    return `[${shown}${value.length > 8 ? `, ... (${value.length} items)` : ''}]`;
+  }
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   if (typeof value === 'object') return value.constructor?.name ?? 'object';

@@ -36,6 +36,7 @@ describe('node-diffusion CLI', () => {
     expect(info.devices.map((d: { id: string }) => d.id).slice(0, 3)).toEqual(['cpu', 'cpu:0', 'cpu:1']);
     expect(typeof info.cudaUnavailableReason).toBe(gpu ? 'undefined' : 'string');
     expect(info.cpu.isa).toMatch(/baseline|avx2/);
+    expect(info.binary.version).toBe(info.version);
     // On the CPU backend a binary with CUDA never touches the driver in-process.
     if (info.binary.cudaCompiled) expect(info.cuda.error).toMatch(/^CUDA is not used in this process: .+/);
   });
