@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { BindingLoadError, DeviceError } from './errors.js';
 import { packageRoot } from './paths.js';
-import { assertOneOf } from './validate.js';
+import { assertOneOf, invalidParameter } from './validate.js';
 
 const require = createRequire(import.meta.url);
 
@@ -219,9 +219,31 @@ function bindingPathFromEnv(): string | undefined {
 }
 
 function requestedBackend(explicit?: BackendRequest): BackendRequest {
-  const v = explicit ?? process.env.ND_BACKEND ?? 'auto';
-  assertOneOf('backend', v, BACKEND_REQUESTS);
+  if (explicit !== undefined) {
+    assertOneOf('backend', explicit, BACKEND_REQUESTS);
+    return explicit;
+  }
+  const v = process.env.ND_BACKEND ?? 'auto';
+  assertOneOf('ND_BACKEND', v, BACKEND_REQUESTS);
   return v;
+}
+
+/**
+ * The native side reads ND_THREADS, ND_VIRTUAL_CPUS and ND_CPU_ISA once; a malformed value is an
+ * error here rather than silently ignored there.
+ */
+function checkEnvironment(): void {
+  const int = (name: string, lo: number, hi: number) => {
+    const raw = process.env[name];
+    if (raw === undefined) return;
+    if (!/^[0-9]+$/.test(raw) || Number(raw) < lo || Number(raw) > hi) {
+      throw invalidParameter(name, `integer in [${lo}, ${hi}]`, raw);
+    }
+  };
+  int('ND_THREADS', 1, 1024);
+  int('ND_VIRTUAL_CPUS', 0, 256);
+  const isa = process.env.ND_CPU_ISA;
+  if (isa !== undefined) assertOneOf('ND_CPU_ISA', isa.toLowerCase(), ['baseline', 'avx2']);
 }
 
 function noBinaryError(root: string, cause: unknown): BindingLoadError {
@@ -243,6 +265,7 @@ function noBinaryError(root: string, cause: unknown): BindingLoadError {
  */
 export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedBinding {
   const requested = requestedBackend(options.backend);
+  if (!loaded) checkEnvironment();
   if (loaded) {
     if (options.backend && options.backend !== 'auto' && options.backend !== loaded.backend) {
       throw new DeviceError(`The ${loaded.backend} backend is already loaded in this process; ` +

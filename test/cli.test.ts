@@ -47,6 +47,15 @@ describe('node-diffusion CLI', () => {
     expect(r.stderr).toMatch(/^node-diffusion: CUDA was requested but is not available: .+ \[ERR_ND_DEVICE\]\n$/);
   });
 
+  it('malformed environment variables are errors, not silently ignored', () => {
+    const bad = run(['info'], { ND_THREADS: 'lots' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("Expected integer in [1, 1024] for ND_THREADS but received 'lots'");
+    expect(run(['info'], { ND_BACKEND: 'gpu' }).stderr).toContain("Expected one of 'auto', 'cpu', 'cuda' for ND_BACKEND but received 'gpu'");
+    expect(run(['info'], { ND_CPU_ISA: 'avx512' }).stderr).toContain('for ND_CPU_ISA');
+    expect(run(['info'], { ND_THREADS: '2', ND_VIRTUAL_CPUS: '1' }).status).toBe(0);
+  });
+
   it('--backend cpu, --help, --version and unknown commands', () => {
     expect(JSON.parse(run(['info', '--json', '--backend', 'cpu']).stdout).requested).toBe('cpu');
     expect(run(['--help']).stdout).toContain('Usage: node-diffusion');
