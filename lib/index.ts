@@ -9,9 +9,9 @@ export {
   setThreads, getThreads, configureDevices, devices, memoryStats, emptyCache, setMemoryLimit,
   type DeviceId, type DeviceConfig, type DeviceInfo, type MemoryStats,
 } from './device.js';
-export { openSafetensors, loadSafetensors, saveSafetensors, SafetensorsFile, type SafetensorsTensorInfo } from './safetensors.js';
+export { openSafetensors, loadSafetensors, saveSafetensors, SafetensorsFile, type SafetensorsTensorInfo, type ReadOptions } from './safetensors.js';
 export { init, backendInfo, type BackendInfo, type InitOptions } from './info.js';
-export type { BackendRequest } from './binding.js';
+export type { BackendRequest, CandidateReport, CudaProbe } from './binding.js';
 export {
   DiffusionError, ArgumentError, ShapeError, DTypeError, FileFormatError, IOError, DeviceError, OutOfMemoryError,
   ModelError, AbortError, DisposedError, BindingLoadError, InternalError, type ErrorCode,
