@@ -3,6 +3,16 @@ import { ArgumentError, DisposedError, DTYPES, memoryStats, ShapeError, Tensor }
 import { typedArrayCtor } from '../lib/dtype.js';
 import { addon } from '../lib/binding.js';
 
+/** Collects garbage from earlier tests first, so their finalizers cannot change the counters mid-test. */
+async function settleGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc (see vitest.config.ts)');
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function sample(dtype: (typeof DTYPES)[number], n: number): ArrayBufferView {
   switch (dtype) {
     case 'f32': return Float32Array.from({ length: n }, (_, i) => (i - n / 2) * 0.37 + 1e-30 * i);
@@ -119,6 +129,7 @@ describe('Tensor round trips', () => {
   });
 
   it('dispose frees native memory, is idempotent, and later use throws DisposedError', async () => {
+    await settleGarbage();
     const before = memoryStats('cpu').bytesInUse;
     const t = await Tensor.zeros([1024, 1024]);
     expect(memoryStats('cpu').bytesInUse - before).toBe(4 * 1024 * 1024);
@@ -132,6 +143,7 @@ describe('Tensor round trips', () => {
   });
 
   it('Symbol.dispose: a `using` declaration frees the tensor at the end of its scope', async () => {
+    await settleGarbage();
     const before = memoryStats('cpu').bytesInUse;
     let escaped: Tensor | undefined;
     {

@@ -163,7 +163,7 @@ StepSpacing parseStepSpacing(std::string_view name) {
     if (name == stepSpacingName(s)) return s;
   badArg("skip", "one of time-uniform, logSNR, time-quadratic, karras, exponential, linspace, leading, "
                  "trailing, explicit",
-         "'" + std::string(name) + "'");
+         std::string(1, '\'').append(name).append(1, '\''));
 }
 
 const char* stepSpacingName(StepSpacing spacing) {
