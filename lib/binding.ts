@@ -206,6 +206,20 @@ function cudaCandidates(root: string): { path: string; kind: CandidateReport['ki
   return out;
 }
 
+/**
+ * The CUDA binaries worth probing, shared by the sync and async loaders; `skipReason` says why none
+ * is probed (none installed, or no NVIDIA driver library on the system).
+ */
+function cudaCandidatesToProbe(root: string, explicit: string | undefined): { list: { path: string; kind: CandidateReport['kind'] }[]; skipReason?: string } {
+  const list = explicit ? [{ path: explicit, kind: 'env' as const }] : cudaCandidates(root);
+  if (list.length === 0) {
+    return { list, skipReason: rejectedCandidates.map((c) => c.verdict).join('; ') ||
+      'no CUDA build of node-diffusion is installed (install @node-diffusion/linux-x64-cuda or run `npm run build` with nvcc available)' };
+  }
+  if (!findDriverLibrary() && process.env.ND_CUDA_PROBE !== 'force') return { list, skipReason: 'the NVIDIA driver library libcuda.so.1 was not found' };
+  return { list };
+}
+
 function cpuCandidate(root: string): { path: string; kind: CandidateReport['kind'] } {
   const ngb = require('node-gyp-build') as { path(dir: string): string };
   const path = ngb.path(root);
@@ -293,14 +307,9 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
 
   let cudaReason: string | undefined;
   if (requested !== 'cpu') {
-    const list = explicit ? [{ path: explicit, kind: 'env' as const }] : cudaCandidates(root);
+    const { list, skipReason } = cudaCandidatesToProbe(root, explicit);
     candidates.push(...rejectedCandidates);
-    const driver = findDriverLibrary();
-    if (list.length === 0) {
-      cudaReason = rejectedCandidates.map((c) => c.verdict).join('; ') ||
-        'no CUDA build of node-diffusion is installed (install @node-diffusion/linux-x64-cuda or run `npm run build` with nvcc available)';
-    }
-    else if (!driver && process.env.ND_CUDA_PROBE !== 'force') cudaReason = 'the NVIDIA driver library libcuda.so.1 was not found';
+    if (skipReason) cudaReason = skipReason;
     else {
       const reasons: string[] = [];
       for (const c of list) {
@@ -346,9 +355,8 @@ export function loadBinding(options: { backend?: BackendRequest } = {}): LoadedB
 export async function loadBindingAsync(options: { backend?: BackendRequest } = {}): Promise<LoadedBinding> {
   const requested = requestedBackend(options.backend);
   if (!loaded && requested !== 'cpu') {
-    const explicit = bindingPathFromEnv();
-    const list = explicit ? [{ path: explicit }] : cudaCandidates(packageRoot());
-    if (list.length && (findDriverLibrary() || process.env.ND_CUDA_PROBE === 'force')) {
+    const { list, skipReason } = cudaCandidatesToProbe(packageRoot(), bindingPathFromEnv());
+    if (!skipReason) {
       for (const c of list) {
         if (!probeCache.has(c.path)) probeCache.set(c.path, await probeInChildAsync(c.path));
         if (probeCache.get(c.path)!.ok) break;

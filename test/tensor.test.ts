@@ -168,11 +168,8 @@ describe('Tensor round trips', () => {
   });
 
   it('the finalizer frees tensors that were never disposed', async () => {
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (!gc) return expect.fail('run with --expose-gc (see vitest.config.ts)');
-    gc();
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
+    await settleGarbage();
+    const gc = (globalThis as { gc: () => void }).gc;
     const before = memoryStats('cpu').bytesInUse;
     let held: Tensor[] | undefined = [];
     for (let i = 0; i < 20; i++) held.push(await Tensor.zeros([256, 1024]));
