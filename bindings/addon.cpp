@@ -17,6 +17,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTensorOps(env, exports);
   registerRuntime(env, exports);
   registerSafetensors(env, exports);
+  registerSolvers(env, exports);
   exports.Set("cudaCompiled", Napi::Boolean::New(env,
 #ifdef ND_WITH_CUDA
                                                   true

@@ -6,4 +6,5 @@ namespace ndjs {
 void registerTensorOps(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerSafetensors(Napi::Env env, Napi::Object exports);
+void registerSolvers(Napi::Env env, Napi::Object exports);
 }  // namespace ndjs

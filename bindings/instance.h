@@ -7,6 +7,9 @@ namespace ndjs {
 struct InstanceData {
   Napi::FunctionReference tensorHandleCtor;
   Napi::FunctionReference safetensorsHandleCtor;
+  Napi::FunctionReference scheduleHandleCtor;
+  Napi::FunctionReference denoiserHandleCtor;
+  Napi::FunctionReference samplerHandleCtor;
 };
 
 InstanceData& instanceData(Napi::Env env);

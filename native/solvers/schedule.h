@@ -2,6 +2,7 @@
 // Every schedule exposes lambda(t) = log(alpha/sigma) and its inverse, so that any sampler written in
 // lambda (DPM-Solver family, UniPC, DEIS...) and any step spacing works on every schedule alike.
 #pragma once
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,12 @@ class Schedule {
   // except for flow matching with an SD3/Flux shift.
   virtual double shiftTime(double u) const { return u; }
   virtual double unshiftTime(double t) const { return t; }
+
+  // Conditioned schedules (mean-reverting, ResShift, Brownian bridge) move the data towards a
+  // condition c (the degraded image, the neighbouring frame): x_t = alpha x0 + (1 - alpha) c + sigma eps.
+  // Then x~ = x - (1 - alpha) c has the plain marginal alpha x0 + sigma eps, which is what every
+  // sampler integrates; samplers add and remove the shift at their boundaries.
+  virtual bool conditioned() const { return false; }
 
  protected:
   // Bisection for a decreasing function f on [lo, hi]; runs until the bracket cannot shrink.
@@ -191,6 +198,71 @@ class FlowSchedule : public Schedule {
   double shift_;
 };
 
+// ---- conditioned schedules ------------------------------------------------------------------------
+
+// Mean-reverting SDE dx = theta_t (mu - x) dt + g_t dw with g^2 / theta = 2 lambda^2 (IR-SDE, MRS):
+// alpha = exp(-int_0^t theta), sigma = lambda sqrt(1 - alpha^2), theta linear in t from theta0 to theta1.
+class MeanRevertingSchedule : public Schedule {
+ public:
+  MeanRevertingSchedule(double theta0, double theta1, double stationaryStd);
+  std::string name() const override { return "mean-reverting"; }
+  double tMin() const override { return 0.0; }
+  double tMax() const override { return 1.0; }
+  double alpha(double t) const override;
+  double sigma(double t) const override;
+  double lambda(double t) const override;
+  double alphaTS(double t, double s) const override;
+  bool conditioned() const override { return true; }
+  double stationaryStd() const { return std_; }
+
+ private:
+  double thetaIntegral(double t) const { return theta0_ * t + 0.5 * (theta1_ - theta0_) * t * t; }
+  double theta0_, theta1_, std_;
+};
+
+// ResShift: x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) eps, so alpha = 1 - eta, sigma = kappa sqrt(eta).
+// eta at the T training indices k = t T (k = 1..T) follows the paper's exponential schedule
+// sqrt(eta_k) = sqrt(eta_1) b^((T-1) ((k-1)/(T-1))^power); below k = 1 eta falls linearly to 0 at t = 0.
+class ResShiftSchedule : public Schedule {
+ public:
+  ResShiftSchedule(double kappa, int steps, double minNoiseLevel, double etasEnd, double power);
+  std::string name() const override { return "resshift"; }
+  double tMin() const override { return 1.0 / steps_; }
+  double tMax() const override { return 1.0; }
+  double alpha(double t) const override { return 1.0 - eta(t); }
+  double sigma(double t) const override { return kappa_ * std::sqrt(eta(t)); }
+  double lambda(double t) const override;
+  bool conditioned() const override { return true; }
+  int numTrainTimesteps() const override { return steps_; }
+  double modelTimestep(double t) const override { return t * steps_ - 1.0; }
+  double tFromModelTimestep(double k) const override { return (k + 1.0) / steps_; }
+  double eta(double t) const;
+  double kappa() const { return kappa_; }
+
+ private:
+  double kappa_, sqrtEta1_, logB_, power_;
+  int steps_;
+};
+
+// Brownian bridge between the data x0 (t = 0) and the condition y (t = 1): m_t = t,
+// x_t = (1 - t) x0 + t y + sqrt(2 s t (1 - t)) eps (BBDM, s = maxVariance; s = 1/2 is the plain bridge).
+// Both ends are degenerate, so models are evaluated on [margin, 1 - margin] (BBDM's 0.001..0.999).
+class BrownianBridgeSchedule : public Schedule {
+ public:
+  BrownianBridgeSchedule(double maxVariance, double margin);
+  std::string name() const override { return "brownian-bridge"; }
+  double tMin() const override { return margin_; }
+  double tMax() const override { return 1.0 - margin_; }
+  double alpha(double t) const override { return 1.0 - t; }
+  double sigma(double t) const override { return std::sqrt(2.0 * s_ * t * (1.0 - t)); }
+  double lambda(double t) const override;
+  bool conditioned() const override { return true; }
+  double maxVariance() const { return s_; }
+
+ private:
+  double s_, margin_;
+};
+
 // ---- factories (options validated; ErrorCode::Arg "Expected ... for <option> but received ...") ---
 std::unique_ptr<Schedule> makeDiscreteVp(const DiscreteVpOptions& options = {});
 std::unique_ptr<Schedule> makeDiscreteVpFromBetas(const std::vector<double>& betas);
@@ -199,5 +271,9 @@ std::unique_ptr<Schedule> makeVpCosine();
 std::unique_ptr<Schedule> makeVe(double sigmaMin = 0.002, double sigmaMax = 80.0);
 std::unique_ptr<Schedule> makePfgmpp(double augmentedDim, double sigmaMin = 0.002, double sigmaMax = 80.0);
 std::unique_ptr<Schedule> makeFlow(double shift = 1.0);
+std::unique_ptr<Schedule> makeMeanReverting(double theta0 = 0.1, double theta1 = 20.0, double stationaryStd = 1.0);
+std::unique_ptr<Schedule> makeResShift(double kappa = 2.0, int steps = 15, double minNoiseLevel = 0.04,
+                                       double etasEnd = 0.99, double power = 0.3);
+std::unique_ptr<Schedule> makeBrownianBridge(double maxVariance = 0.5, double margin = 1e-3);
 
 }  // namespace nd::solvers

@@ -1,0 +1,377 @@
+#include "solvers/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/randn.h"
+#include "solvers/sampler_registry.h"
+
+namespace nd::solvers {
+
+namespace {
+std::string num(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+}  // namespace
+
+Prediction parsePrediction(std::string_view name) {
+  if (name == "eps" || name == "epsilon") return Prediction::Eps;
+  if (name == "x0" || name == "sample") return Prediction::X0;
+  if (name == "v" || name == "v_prediction") return Prediction::V;
+  if (name == "flow" || name == "velocity") return Prediction::Flow;
+  if (name == "score") return Prediction::Score;
+  fail(ErrorCode::Arg, "Expected one of eps, x0, v, flow, score for prediction but received " + std::string(name));
+}
+
+const char* predictionName(Prediction p) {
+  switch (p) {
+    case Prediction::Eps: return "eps";
+    case Prediction::X0: return "x0";
+    case Prediction::V: return "v";
+    case Prediction::Flow: return "flow";
+    case Prediction::Score: return "score";
+  }
+  return "?";
+}
+
+// ---- Sampler base ------------------------------------------------------------------------------------
+
+template <class T>
+Sampler<T>::Sampler(const SamplerSpec& spec, SamplerSetup setup)
+    : spec_(&spec), setup_(std::move(setup)), effectivePrediction_(setup_.prediction) {
+  if (setup_.thresholding) effectivePrediction_ = Prediction::X0;
+  buffers_.resize(16);
+  if (!setup_.condition.empty()) condition_.assign(setup_.condition.begin(), setup_.condition.end());
+}
+
+template <class T>
+void Sampler<T>::initialise() {
+  const Schedule& s = schedule();
+  double tStart = setup_.tStart.value_or(s.tMax());
+  double tEnd = setup_.tEnd.value_or(s.tMin() > s.tClean() ? s.tMin() : s.tClean() + 1e-3 * (s.tMax() - s.tClean()));
+  grid_ = selectTimesteps(s, setup_.steps, setup_.spacing, tStart, tEnd, setup_.spacingOptions);
+  if (spec().needsCondition || s.conditioned()) {
+    ND_REQUIRE(s.conditioned(), Arg,
+               "Expected a conditioned schedule (meanReverting, resshift, brownianBridge) for sampler " + spec().name +
+                   " but received " + s.name());
+    ND_REQUIRE(int64_t(condition_.size()) == size(), Shape,
+               "Expected a condition of " + std::to_string(size()) + " values (batch x dim) for schedule " + s.name() +
+                   " but received " + std::to_string(condition_.size()));
+  }
+  plan_ = buildPlan();
+  if (setup_.denoiseFinal && !adaptive()) plan_.push_back(grid_.back());
+  done_ = !adaptive() && plan_.empty();
+}
+
+template <class T>
+std::vector<double> Sampler<T>::buildPlan() {
+  return std::vector<double>(grid_.begin(), grid_.end() - 1);
+}
+
+template <class T>
+double Sampler<T>::nextTime() const {
+  ND_REQUIRE(!done_, Arg, "Sampler " + spec().name + " has finished: no further model evaluation");
+  if (finalDenoisePending_) return finalTime();
+  if (adaptive()) return adaptiveNextTime();
+  return plan_[evalIndex_];
+}
+
+template <class T>
+double Sampler<T>::option(const std::string& name) const {
+  auto it = setup_.options.find(name);
+  ND_REQUIRE(it != setup_.options.end(), Internal, "sampler option " + name + " missing");
+  if (auto* d = std::get_if<double>(&it->second)) return *d;
+  if (auto* b = std::get_if<bool>(&it->second)) return *b ? 1.0 : 0.0;
+  fail(ErrorCode::Internal, "sampler option " + name + " is not numeric");
+}
+
+template <class T>
+const std::string& Sampler<T>::choice(const std::string& name) const {
+  auto it = setup_.options.find(name);
+  ND_REQUIRE(it != setup_.options.end() && std::holds_alternative<std::string>(it->second), Internal,
+             "sampler option " + name + " missing");
+  return std::get<std::string>(it->second);
+}
+
+template <class T>
+T* Sampler<T>::buffer(int k) {
+  auto& b = buffers_[size_t(k)];
+  if (b.empty()) b.assign(size_t(size()), T(0));
+  return b.data();
+}
+
+template <class T>
+void Sampler<T>::copy(T* dst, const T* src) {
+  if (dst != src) std::copy(src, src + size(), dst);
+}
+
+template <class T>
+typename Sampler<T>::Lin Sampler<T>::x0Of(double t) const {
+  double a = alpha(t), s = sigma(t);
+  switch (effectivePrediction_) {
+    case Prediction::X0: return {0.0, 1.0};
+    case Prediction::Eps: return {1.0 / a, -s / a};
+    case Prediction::V: { double n = a * a + s * s; return {a / n, -s / n}; }
+    case Prediction::Flow: return {1.0 / (a + s), -s / (a + s)};
+    case Prediction::Score: return {1.0 / a, s * s / a};
+  }
+  return {0, 0};
+}
+
+template <class T>
+typename Sampler<T>::Lin Sampler<T>::epsOf(double t) const {
+  double a = alpha(t), s = sigma(t);
+  switch (effectivePrediction_) {
+    case Prediction::Eps: return {0.0, 1.0};
+    case Prediction::X0: return {1.0 / s, -a / s};
+    case Prediction::V: { double n = a * a + s * s; return {s / n, a / n}; }
+    case Prediction::Flow: return {1.0 / (a + s), a / (a + s)};
+    case Prediction::Score: return {0.0, -s};
+  }
+  return {0, 0};
+}
+
+template <class T>
+const T* Sampler<T>::noise(double s, double t) {
+  ND_REQUIRE(int64_t(setup_.seeds.size()) == batch(), Arg,
+             "Sampler " + spec().name + " is stochastic: it needs one seed per sample (seed or seeds)");
+  T* z = buffer(kNoiseBuffer);
+  if (setup_.brownianTree) {
+    if (!tree_) {
+      double lo = std::min(grid_.front(), grid_.back()), hi = std::max(grid_.front(), grid_.back());
+      tree_ = std::make_unique<BrownianTree>(lo, hi, setup_.seeds, dim(), setup_.brownianTolerance);
+    }
+    tree_->normalizedIncrement(s, t, z, setup_.pool);
+  } else {
+    // Stream 0 is the initial noise (random.randn / sample({ seed })); step draws use 1, 2, ...
+    ++noiseDraws_;
+    randnCpu(z, std::is_same_v<T, float> ? DType::F32 : DType::F64, batch(), dim(), setup_.seeds.data(),
+             noiseDraws_, setup_.pool);
+  }
+  return z;
+}
+
+template <class T>
+void Sampler<T>::prepareModelOutput(const T* x, const T* m, const T*& mOut) {
+  mOut = m;
+  if (!setup_.thresholding) return;
+  // Imagen's dynamic thresholding on the x0 estimate, per sample.
+  double t = nextTime();
+  Prediction saved = effectivePrediction_;
+  effectivePrediction_ = setup_.prediction;
+  Lin c = x0Of(t);
+  effectivePrediction_ = saved;
+  thresholded_.resize(size_t(size()));
+  std::vector<double> absRow(static_cast<size_t>(dim()));
+  for (int64_t b = 0; b < batch(); ++b) {
+    const T* xr = x + b * dim();
+    const T* mr = m + b * dim();
+    T* o = thresholded_.data() + b * dim();
+    for (int64_t j = 0; j < dim(); ++j) {
+      o[j] = T(c.cx * double(xr[j]) + c.cm * double(mr[j]));
+      absRow[size_t(j)] = std::fabs(double(o[j]));
+    }
+    // numpy/torch quantile with linear interpolation.
+    double pos = setup_.thresholding->ratio * double(dim() - 1);
+    auto lo = int64_t(std::floor(pos));
+    std::nth_element(absRow.begin(), absRow.begin() + lo, absRow.end());
+    double q = absRow[size_t(lo)];
+    if (lo + 1 < dim()) {
+      double next = *std::min_element(absRow.begin() + lo + 1, absRow.end());
+      q += (pos - double(lo)) * (next - q);
+    }
+    double s = std::clamp(q, 1.0, setup_.thresholding->maxValue);
+    for (int64_t j = 0; j < dim(); ++j) o[j] = T(std::clamp(double(o[j]), -s, s) / s);
+  }
+  mOut = thresholded_.data();
+}
+
+template <class T>
+void Sampler<T>::step(const T* x, const T* modelOut, T* xOut) {
+  double tEval = nextTime();
+  const bool conditioned = !condition_.empty();
+  const T* xs = x;
+  if (conditioned) {
+    // x~ = x - (1 - alpha) c
+    shifted_.resize(size_t(size()));
+    double k = 1.0 - alpha(tEval);
+    for (int64_t i = 0; i < size(); ++i) shifted_[size_t(i)] = T(double(x[i]) - k * double(condition_[size_t(i)]));
+    xs = shifted_.data();
+  }
+  const T* m = nullptr;
+  prepareModelOutput(xs, modelOut, m);
+  ++evaluations_;
+  double tOut;
+  if (setup_.denoiseFinal && ((!adaptive() && evalIndex_ + 1 == plan_.size()) || (adaptive() && finalDenoisePending_))) {
+    // The extra evaluation: return the x0 estimate.
+    Lin c = x0Of(tEval);
+    StepPass<T> p;
+    p.x = xs; p.m = m; p.cx = c.cx; p.cm = c.cm; p.dStore = xOut;
+    run(p);
+    done_ = true;
+    ++evalIndex_;
+    tOut = schedule().tClean();
+  } else {
+    update(xs, m, xOut);
+    ++evalIndex_;
+    if (!adaptive() && evalIndex_ >= plan_.size()) done_ = true;
+    if (adaptive() && done_ && setup_.denoiseFinal) { done_ = false; finalDenoisePending_ = true; }
+    tOut = done_ ? finalTime() : nextTime();
+  }
+  if (conditioned) {
+    double k = 1.0 - alpha(tOut);
+    for (int64_t i = 0; i < size(); ++i) xOut[i] = T(double(xOut[i]) + k * double(condition_[size_t(i)]));
+  }
+}
+
+template <class T>
+double Sampler<T>::finalTime() const { return grid_.back(); }
+
+template <class T>
+void Sampler<T>::initialState(const T* noise, T* x) {
+  double s = sigma(grid_.front());
+  for (int64_t i = 0; i < size(); ++i) {
+    double c = condition_.empty() ? 0.0 : double(condition_[size_t(i)]);
+    x[i] = T(c + s * double(noise[i]));
+  }
+  prepareStart(x);
+}
+
+template <class T>
+void Sampler<T>::shiftFree(const T* x, double t, T* out) const {
+  if (condition_.empty()) { if (out != x) std::copy(x, x + size(), out); return; }
+  double k = 1.0 - alpha(t);
+  for (int64_t i = 0; i < size(); ++i) out[i] = T(double(x[i]) - k * double(condition_[size_t(i)]));
+}
+
+template class Sampler<float>;
+template class Sampler<double>;
+
+// ---- registry and creation --------------------------------------------------------------------------
+
+const std::vector<SamplerEntry>& samplerRegistry() {
+  static const std::vector<SamplerEntry> registry = [] {
+    std::vector<SamplerEntry> r;
+    addClassicSamplers(r);
+    addDpmSolverSamplers(r);
+    addUniPcSamplers(r);
+    addSeedPaperSamplers(r);
+    return r;
+  }();
+  return registry;
+}
+
+const SamplerEntry& findSampler(std::string_view name) {
+  for (const auto& e : samplerRegistry())
+    if (e.spec.name == name) return e;
+  std::string names;
+  for (const auto& e : samplerRegistry()) names += (names.empty() ? "" : ", ") + e.spec.name;
+  fail(ErrorCode::Arg, "Expected one of " + names + " for sampler but received " + std::string(name));
+}
+
+namespace {
+
+void validateOptions(const SamplerSpec& spec, OptionMap& options) {
+  for (const auto& [key, value] : options) {
+    bool known = std::any_of(spec.options.begin(), spec.options.end(), [&](const OptionSpec& o) { return o.name == key; });
+    if (!known) {
+      std::string names;
+      for (const auto& o : spec.options) names += (names.empty() ? "" : ", ") + o.name;
+      fail(ErrorCode::Arg, "Unknown option " + key + " for sampler " + spec.name +
+                               (names.empty() ? " (it takes no options)" : " (valid: " + names + ")"));
+    }
+  }
+  for (const auto& o : spec.options) {
+    auto it = options.find(o.name);
+    const std::string where = "options." + o.name + " of sampler " + spec.name;
+    if (it == options.end()) {
+      if (o.type == OptionSpec::Type::Enum) options[o.name] = o.defaultChoice;
+      else if (o.type == OptionSpec::Type::Boolean) options[o.name] = o.defaultNumber != 0;
+      else options[o.name] = o.defaultNumber;
+      continue;
+    }
+    OptionValue& v = it->second;
+    switch (o.type) {
+      case OptionSpec::Type::Boolean:
+        ND_REQUIRE(std::holds_alternative<bool>(v), Arg, "Expected a boolean for " + where);
+        break;
+      case OptionSpec::Type::Enum: {
+        auto* s = std::get_if<std::string>(&v);
+        std::string choices;
+        for (const auto& c : o.choices) choices += (choices.empty() ? "" : ", ") + c;
+        ND_REQUIRE(s && std::find(o.choices.begin(), o.choices.end(), *s) != o.choices.end(), Arg,
+                   "Expected one of " + choices + " for " + where + " but received " +
+                       (s ? *s : std::string("a non-string")));
+        break;
+      }
+      case OptionSpec::Type::Number:
+      case OptionSpec::Type::Integer: {
+        auto* d = std::get_if<double>(&v);
+        ND_REQUIRE(d != nullptr, Arg, "Expected a number for " + where);
+        bool integral = o.type == OptionSpec::Type::Number || std::floor(*d) == *d;
+        ND_REQUIRE(std::isfinite(*d) && integral && *d >= o.min && *d <= o.max, Arg,
+                   "Expected " + std::string(o.type == OptionSpec::Type::Integer ? "an integer" : "a number") +
+                       " in [" + num(o.min) + ", " + num(o.max) + "] for " + where + " but received " + num(*d));
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Sampler<T>> createSampler(std::string_view name, SamplerSetup setup) {
+  const SamplerEntry& e = findSampler(name);
+  ND_REQUIRE(setup.schedule != nullptr, Arg, "Expected a schedule for schedule but received nothing");
+  ND_REQUIRE(setup.batch > 0 && setup.dim > 0, Shape, "Expected a non-empty latent (batch and dim > 0)");
+  ND_REQUIRE(setup.seeds.empty() || int64_t(setup.seeds.size()) == setup.batch, Arg,
+             "Expected one seed per sample (" + std::to_string(setup.batch) + ") for seeds but received " +
+                 std::to_string(setup.seeds.size()));
+  if (setup.thresholding) {
+    ND_REQUIRE(setup.thresholding->ratio > 0 && setup.thresholding->ratio <= 1, Arg,
+               "Expected a number in (0, 1] for thresholding.ratio but received " + num(setup.thresholding->ratio));
+    ND_REQUIRE(setup.thresholding->maxValue >= 1, Arg,
+               "Expected a number >= 1 for thresholding.maxValue but received " + num(setup.thresholding->maxValue));
+  }
+  validateOptions(e.spec, setup.options);
+  std::unique_ptr<Sampler<T>> s;
+  if constexpr (std::is_same_v<T, float>) s = e.makeFloat(e.spec, std::move(setup));
+  else s = e.makeDouble(e.spec, std::move(setup));
+  s->initialise();
+  return s;
+}
+
+template std::unique_ptr<Sampler<float>> createSampler<float>(std::string_view, SamplerSetup);
+template std::unique_ptr<Sampler<double>> createSampler<double>(std::string_view, SamplerSetup);
+
+template <class T>
+void runLoop(Sampler<T>& sampler, T* x, const NativeDenoiseFn<T>& denoise, const std::function<bool(int64_t)>& keepGoing) {
+  std::vector<T> out(static_cast<size_t>(sampler.size())), xs;
+  const bool conditioned = !sampler.condition().empty();
+  if (conditioned) xs.resize(size_t(sampler.size()));
+  while (!sampler.done()) {
+    double t = sampler.nextTime();
+    double a = sampler.schedule().alpha(t), s = sampler.schedule().sigma(t);
+    const T* in = x;
+    if (conditioned) {
+      sampler.shiftFree(x, t, xs.data());
+      in = xs.data();
+    }
+    denoise(in, t, a, s, out.data());
+    sampler.step(x, out.data(), x);
+    if (keepGoing && !keepGoing(sampler.evaluations())) fail(ErrorCode::Aborted, "sampling aborted");
+  }
+}
+
+template void runLoop<float>(Sampler<float>&, float*, const NativeDenoiseFn<float>&, const std::function<bool(int64_t)>&);
+template void runLoop<double>(Sampler<double>&, double*, const NativeDenoiseFn<double>&, const std::function<bool(int64_t)>&);
+
+}  // namespace nd::solvers
