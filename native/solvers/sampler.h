@@ -162,6 +162,7 @@ class Sampler {
   double option(const std::string& name) const;              // Number / Integer / Boolean
   const std::string& choice(const std::string& name) const;  // Enum
   bool flag(const std::string& name) const { return option(name) != 0.0; }
+  bool hasOption(const std::string& name) const { return setup_.options.count(name) != 0; }
 
   // Buffer k (size() values), allocated on first use, kept for the sampler's life.
   T* buffer(int k);

@@ -26,6 +26,7 @@ struct MultistepConfig {
   bool data = true;           // x0 history (dpmsolver++) or eps history (dpmsolver)
   bool taylor = false;        // solver_type 'taylor' (else 'dpmsolver' = midpoint)
   double eta = 0;             // data form: k-diffusion SDE eta; noise form: 0 or 1 (sde-dpmsolver)
+  bool fullD2 = false;        // third order: the complete second-difference coefficient (see below)
 };
 
 // x' for a step t -> t' of order `order` with history lambdas lam[0] (current), lam[1], lam[2].
@@ -63,7 +64,11 @@ inline MultistepCoef multistepCoefficients(const MultistepConfig& c, int order, 
     k.c0 += cD1 / r0;
     k.c1 -= cD1 / r0;
   } else if (order == 3) {
+    // The official code (and k-diffusion's and diffusers' 3M) uses D2 = (D1_0 - D1_1)/(r0 + r1) ~ h^2 m''/2
+    // where the exponential-integrator expansion needs h^2 m'': the update is then locally O(h^3) and
+    // the method second order overall. fullD2 doubles D2, which makes it third order.
     double r0 = h0 / h, r1 = h1 / h, q = r0 + r1;
+    if (c.fullD2) cD2 *= 2.0;
     double u = cD1 * (1.0 + r0 / q) + cD2 / q;  // coefficient of D1_0 = (m0 - m1)/r0
     double w = -cD1 * r0 / q - cD2 / q;         // coefficient of D1_1 = (m1 - m2)/r1
     k.c0 += u / r0;
@@ -95,6 +100,7 @@ class DpmMultistep : public Base<T> {
     }
     if (n != "dpmpp-3m" && n != "dpmpp-3m-sde" && n != "dpmpp-hb" && !mrs) cfg_.taylor = this->choice("solverType") == "taylor";
     lowerOrderFinal_ = n == "dpmpp-hb" ? true : this->flag("lowerOrderFinal");
+    cfg_.fullD2 = this->hasOption("fullD2") && this->flag("fullD2");
   }
 
  protected:
@@ -316,9 +322,22 @@ class DpmSinglestep : public Base<T> {
     return this->lambda(this->t(i + 1));
   }
   double stageTime(int i, int stage) const {
+    // The official sample() places the intermediate points of an outer step s -> t on the step's own
+    // grid of the chosen skip type (get_time_steps(skip_type, s, t, order)): uniform in lambda for
+    // logSNR, uniform in t for time-uniform, uniform in sqrt(t) for time-quadratic.
+    StepSpacing sp = this->setup().spacing;
+    if (official() && (sp == StepSpacing::TimeUniform || sp == StepSpacing::TimeQuadratic)) {
+      int order = orders_[size_t(i)];
+      return selectTimesteps(this->schedule(), order, sp, this->t(i), this->t(i + 1))[size_t(stage)];
+    }
     double lam = this->lambda(this->t(i)), h = lambdaEnd(i) - lam;
     double r = stage == 1 ? r1(i) : 2.0 / 3.0;
     return this->schedule().tFromLambda(lam + r * h);
+  }
+  // r_k = (lambda(s_k) - lambda(s)) / h of the stage times actually used.
+  double ratio(int i, int stage) const {
+    double lam = this->lambda(this->t(i)), h = lambdaEnd(i) - lam;
+    return (this->lambda(stageTime(i, stage)) - lam) / h;
   }
 
   void update(const T* x, const T* m, T* out) override {
@@ -358,7 +377,7 @@ class DpmSinglestep : public Base<T> {
       ++i_;
       return;
     }
-    double rr1 = r1(i), rr2 = 2.0 / 3.0;
+    double rr1 = ratio(i, 1), rr2 = order == 3 ? ratio(i, 2) : 2.0 / 3.0;
     double t1 = stageTime(i, 1), t2 = order == 3 ? stageTime(i, 2) : t1;
     SinglestepCoef c = singlestepCoefficients(data_, taylor_, order, rr1, rr2, h, a, s, this->alpha(t1), this->sigma(t1),
                                               this->alpha(t2), this->sigma(t2), aEnd, sEnd);
@@ -590,7 +609,7 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
                          "Lu et al. 2022 (DPM-Solver, DPM-Solver++), official dpm_solver_pytorch.py",
                          "singlestep: steps = model evaluations, DPM-Solver-fast order list",
                          {algorithm, enumOption("method", "multistep", {"multistep", "singlestep"}, "multistep or singlestep"),
-                          integerOption("order", 2, 1, 3, "solver order"), lof, solverType});
+                          integerOption("order", 2, 1, 3, "solver order"), lof, solverType, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")});
   SamplerEntry dpmEntry;
   dpmEntry.spec = dpm;
   dpmEntry.makeFloat = [](const SamplerSpec& sp, SamplerSetup su) -> std::unique_ptr<Sampler<float>> {
@@ -607,18 +626,18 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
   r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-2m", "dpm-solver", false, "2", "1", "Lu et al. 2022 (DPM-Solver++(2M)); k-diffusion sample_dpmpp_2m",
                                            "multistep, data prediction", {lof, solverType})));
   r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m", "dpm-solver", false, "3", "1", "Lu et al. 2022 (DPM-Solver++(3M))",
-                                           "multistep, data prediction", {lof})));
+                                           "multistep, data prediction", {lof, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
   r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-2m-sde", "dpm-solver", true, "1 (SDE; 2 at eta 0)", "1",
                                            "k-diffusion sample_dpmpp_2m_sde; diffusers sde-dpmsolver++",
                                            "eta scales the noise (0: dpmpp-2m)",
                                            {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof, solverType})));
   r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m-sde", "dpm-solver", true, "1 (SDE; 3 at eta 0)", "1", "k-diffusion sample_dpmpp_3m_sde",
                                            "eta scales the noise (0: dpmpp-3m)",
-                                           {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof})));
+                                           {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
   r.push_back(makeEntry<DpmMultistep>(spec("dpm-solver-inverse", "inversion", false, "order", "1",
                                            "DPM-Solver(++) inversion (diffusers DPMSolverMultistepInverseScheduler)",
                                            "multistep walked from tEnd to tStart: x0 -> xT",
-                                           {algorithm, integerOption("order", 2, 1, 3, "solver order"), lof, solverType})));
+                                           {algorithm, integerOption("order", 2, 1, 3, "solver order"), lof, solverType, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
   r.push_back(makeEntry<DpmSinglestep>(spec("dpmpp-2s-ancestral", "dpm-solver", true, "1 (2 at eta 0)", "2 (1 on a last step to sigma 0)",
                                             "k-diffusion sample_dpmpp_2s_ancestral", "DPM-Solver++(2S) to sigma_down, then fresh noise",
                                             {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise})));

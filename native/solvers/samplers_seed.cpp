@@ -86,7 +86,7 @@ class MomentumAdams : public Base<T> {
       this->run(p);
       return;
     }
-    T* v = this->buffer(4);
+    T* v = this->buffer(6);
     bool first = this->historyCount() == 1;
     StepPass<T> pv;
     pv.x = x; pv.m = m; pv.cx = e.cx; pv.cm = e.cm;
@@ -105,20 +105,32 @@ class MomentumAdams : public Base<T> {
       this->run(px);
       return;
     }
-    // GHVB: v <- (1 - beta) v + beta eps goes into the history; the step is the damped AB mix of v.
-    // v starts at 0, so the first v is beta eps and the damped mixer's 1/beta undoes the damping.
-    pv.dStore = this->buffer(5);
-    pv.a = 0; pv.b = beta_;
-    if (!first) pv.term(1.0 - beta_, this->history(1));
-    pv.out = this->history(0);
+    // GHVB: v <- (1 - beta) v + beta eps, and the step is the damped Adams-Bashforth mix of the last
+    // `order` velocities. The damped coefficients invert the EMA's lag only for a velocity history that
+    // is an EMA of a smooth eps, so v starts at the first eps (a constant past) and the first order-1
+    // steps, which lack a full v history, are plain Adams-Bashforth steps on eps.
+    T* vNew = vRing(-1);
+    pv.dStore = this->history(0);
+    pv.a = 0; pv.b = first ? 1.0 : beta_;
+    if (!first) pv.term(1.0 - beta_, vRing(0));
+    pv.out = vNew;
     this->run(pv);
-    std::vector<double> c = dampedAdamsBashforth(order, beta_);
+    ++vHead_;
     StepPass<T> px;
     px.x = x; px.a = an / a;
-    for (int j = 0; j < order; ++j) px.term(an * dsh * c[size_t(j)], this->history(j));
+    if (this->historyCount() < order_) {
+      std::vector<double> c = dampedAdamsBashforth(order, 1.0);
+      for (int j = 0; j < order; ++j) px.term(an * dsh * c[size_t(j)], this->history(j));
+    } else {
+      std::vector<double> c = dampedAdamsBashforth(order, beta_);
+      for (int j = 0; j < order; ++j) px.term(an * dsh * c[size_t(j)], vRing(j));
+    }
     px.out = out;
     this->run(px);
   }
+  // Ring of velocities in buffers 0..4: vRing(0) is the newest, vRing(-1) the slot the next one takes.
+  T* vRing(int k) { return this->buffer(((vHead_ - 1 - k) % 5 + 5) % 5); }
+  int vHead_ = 0;
   int order_ = 4, i_ = 0;
   double beta_ = 1;
 };
