@@ -117,7 +117,10 @@ class Heun : public Base<T> {
   }
   double tHat(int i) const {
     double g = gamma(i);
-    return g == 0 ? this->t(i) : this->schedule().tFromEdmSigma(edm(this->t(i)) * (1 + g));
+    if (g == 0) return this->t(i);
+    // Never above the schedule's range (the model is not defined there); the injected noise is
+    // computed from the noise level actually reached, so a clamped churn stays consistent.
+    return std::min(this->schedule().tMax(), this->schedule().tFromEdmSigma(edm(this->t(i)) * (1 + g)));
   }
   std::vector<double> buildPlan() override {
     std::vector<double> plan;

@@ -80,8 +80,9 @@ class MomentumAdams : public Base<T> {
       std::vector<double> c = dampedAdamsBashforth(order, 1.0);
       StepPass<T> p;
       p.x = x; p.m = m; p.cx = e.cx; p.cm = e.cm; p.dStore = this->history(0);
-      p.a = an / a; p.b = an * dsh * c[0];
-      for (int j = 1; j < order; ++j) p.term(an * dsh * c[size_t(j)], this->history(j));
+      // Same association as ipndm (alpha' (c_j dsigma)) so that the result is bit-identical.
+      p.a = an / a; p.b = an * (c[0] * dsh);
+      for (int j = 1; j < order; ++j) p.term(an * (c[size_t(j)] * dsh), this->history(j));
       p.out = out;
       this->run(p);
       return;
