@@ -67,6 +67,14 @@ describe('SDE samplers reach the Gaussian target (10^5 samples, 4.5 standard err
     }
   }, 60_000);
 
+  it('brownian-bridge (eta 1) and resshift towards a condition y', async () => {
+    const y = Tensor.from(new Float32Array(B * 2).map((_, i) => (i % 2 ? -0.4 : 2.0)), { shape: [B, 2] });
+    const bb = await check('brownian-bridge', { schedule: schedules.brownianBridge(), steps: 1600, condition: y, tEnd: 0, skip: 'time-uniform' });
+    expect(within(bb), `bridge: z(mean) ${bb.mean} z(cov) ${bb.cov}`).toBe(true);
+    const rs = await check('resshift', { schedule: schedules.resshift(), steps: 1600, condition: y, tEnd: 0, skip: 'time-uniform' });
+    expect(within(rs), `resshift: z(mean) ${rs.mean} z(cov) ${rs.cov}`).toBe(true);
+  }, 60_000);
+
   it('lcm and consistency-sde (gamma 1) with the exact consistency function are exact at 4 steps', async () => {
     // For Gaussian data the consistency function is the closed-form PF-ODE map to t = 0.
     const consistency = (x: Tensor, t: number) => gaussian.pfOdeSolution(x, vp, t, 0);
