@@ -605,7 +605,7 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
   const auto lof = boolOption("lowerOrderFinal", true, "official rule: with < 10 steps, lower the order of the final steps");
   const auto sNoise = numberOption("sNoise", 1.0, 0, 1e3, "multiplier of the fresh noise");
   // dpm-solver: one name, multistep or singlestep.
-  SamplerSpec dpm = spec("dpm-solver", "dpm-solver", false, "order", "1 (multistep); order (singlestep)",
+  SamplerSpec dpm = spec("dpm-solver", "dpm-solver", false, "order (multistep order 3: 2 with the official update, 3 with fullD2)", "1 (multistep); order (singlestep)",
                          "Lu et al. 2022 (DPM-Solver, DPM-Solver++), official dpm_solver_pytorch.py",
                          "singlestep: steps = model evaluations, DPM-Solver-fast order list",
                          {algorithm, enumOption("method", "multistep", {"multistep", "singlestep"}, "multistep or singlestep"),
@@ -625,16 +625,16 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
   r.push_back(dpmEntry);
   r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-2m", "dpm-solver", false, "2", "1", "Lu et al. 2022 (DPM-Solver++(2M)); k-diffusion sample_dpmpp_2m",
                                            "multistep, data prediction", {lof, solverType})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m", "dpm-solver", false, "3", "1", "Lu et al. 2022 (DPM-Solver++(3M))",
+  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m", "dpm-solver", false, "2 (official update); 3 with fullD2", "1", "Lu et al. 2022 (DPM-Solver++(3M))",
                                            "multistep, data prediction", {lof, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
   r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-2m-sde", "dpm-solver", true, "1 (SDE; 2 at eta 0)", "1",
                                            "k-diffusion sample_dpmpp_2m_sde; diffusers sde-dpmsolver++",
                                            "eta scales the noise (0: dpmpp-2m)",
                                            {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof, solverType})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m-sde", "dpm-solver", true, "1 (SDE; 3 at eta 0)", "1", "k-diffusion sample_dpmpp_3m_sde",
+  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m-sde", "dpm-solver", true, "1 (SDE); at eta 0: 2, 3 with fullD2", "1", "k-diffusion sample_dpmpp_3m_sde",
                                            "eta scales the noise (0: dpmpp-3m)",
                                            {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpm-solver-inverse", "inversion", false, "order", "1",
+  r.push_back(makeEntry<DpmMultistep>(spec("dpm-solver-inverse", "inversion", false, "order (3: 2 unless fullD2)", "1",
                                            "DPM-Solver(++) inversion (diffusers DPMSolverMultistepInverseScheduler)",
                                            "multistep walked from tEnd to tStart: x0 -> xT",
                                            {algorithm, integerOption("order", 2, 1, 3, "solver order"), lof, solverType, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
@@ -666,7 +666,7 @@ void addMultistepSeedSamplers(std::vector<SamplerEntry>& r) {
                                             boolOption("lowerOrderFinal", true, "lower the order of the last steps when steps < 10")});
   mrs.needsCondition = true;
   r.push_back(makeEntry<DpmMultistep>(mrs));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-hb", "seed-paper", false, "order (at beta 1)", "1",
+  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-hb", "seed-paper", false, "1 for beta < 1; order at beta 1", "1",
                                            "Wizadwongsa & Suwajanakorn 2023 (DPM-Solver++ with heavy-ball momentum)",
                                            "beta < 1 damps the update direction against divergence at low step counts",
                                            {numberOption("beta", 0.8, 0.01, 1, "momentum: 1 is plain DPM-Solver++(2M)"),

@@ -305,11 +305,11 @@ SamplerSpec spec(std::string name, std::string family, bool stochastic, std::str
 
 void addSeedPaperSamplers(std::vector<SamplerEntry>& r) {
   const std::string momentumPaper = "Wizadwongsa & Suwajanakorn 2023 (Diffusion Sampling with Momentum)";
-  r.push_back(makeEntry<MomentumAdams>(spec("plms-hb", "seed-paper", false, "order (at beta 1, uniform sigma/alpha grids)", "1", momentumPaper,
+  r.push_back(makeEntry<MomentumAdams>(spec("plms-hb", "seed-paper", false, "1 for beta < 1; order at beta 1 (on grids uniform in sigma/alpha)", "1", momentumPaper,
                                             "PLMS with heavy-ball momentum on the Adams-Bashforth direction",
                                             {integerOption("order", 4, 1, 4, "Adams-Bashforth order"),
                                              numberOption("beta", 0.8, 0.01, 1, "momentum: 1 is plain PLMS (iPNDM)")})));
-  r.push_back(makeEntry<MomentumAdams>(spec("ghvb", "seed-paper", false, "ceil(order) at integer orders", "1", momentumPaper,
+  r.push_back(makeEntry<MomentumAdams>(spec("ghvb", "seed-paper", false, "ceil(order) (on grids uniform in sigma/alpha)", "1", momentumPaper,
                                             "generalised heavy ball: a fractional order o runs order ceil(o) with beta = frac(o)",
                                             {numberOption("order", 3.5, 1, 4, "fractional order, e.g. 1.5, 2.5, 3.8")})));
   addMultistepSeedSamplers(r);

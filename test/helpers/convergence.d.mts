@@ -1,5 +1,5 @@
 import type { AnalyticDenoiser } from '../../lib/index.js';
-export interface OrderCase { name: string; label?: string; options?: Record<string, number | boolean | string>; grid?: 'uniform-edm' | 'pfgmpp'; steps?: number[]; order: number }
+export interface OrderCase { name: string; label?: string; options?: Record<string, number | boolean | string>; grid?: 'uniform-edm' | 'pfgmpp' | 'mean-reverting' | 'inverse'; steps?: number[]; order: number }
 export interface Problem { denoiser: AnalyticDenoiser; xT: Float64Array; dim: number; batch: number }
 export declare const ORDER_CASES: OrderCase[];
 export declare const STEPS: number[];

@@ -62,6 +62,11 @@ export const ORDER_CASES = [
   { name: 'ghvb', label: 'ghvb 1.5', options: { order: 1.5 }, grid: 'uniform-edm', steps: [128, 256, 512, 1024], order: 2 },
   { name: 'ghvb', label: 'ghvb 2.5', options: { order: 2.5 }, grid: 'uniform-edm', steps: [128, 256, 512, 1024], order: 3 },
   { name: 'ghvb', label: 'ghvb 3.5', options: { order: 3.5 }, grid: 'uniform-edm', steps: [128, 256, 512, 1024], order: 4 },
+  { name: 'mrs', label: 'mrs ODE, data, order 2', options: { order: 2, lowerOrderFinal: false }, grid: 'mean-reverting', order: 2 },
+  { name: 'mrs', label: 'mrs ODE, noise, order 1', options: { order: 1, algorithm: 'noise' }, grid: 'mean-reverting', order: 1 },
+  { name: 'ddim-inverse', grid: 'inverse', order: 1 },
+  { name: 'dpm-solver-inverse', label: 'dpm-solver-inverse (order 2)', options: { order: 2, lowerOrderFinal: false }, grid: 'inverse', steps: [128, 256, 512, 1024], order: 2 },
+  { name: 'dpm-solver-inverse', label: 'dpm-solver-inverse (order 3, fullD2)', options: { order: 3, lowerOrderFinal: false, fullD2: true }, grid: 'inverse', order: 3 },
 ];
 
 export const STEPS = [64, 128, 256, 512];
@@ -72,6 +77,17 @@ export async function referenceFor(problem, schedule, tStart, tEnd) {
   return { x, ref: ref.dataSync() };
 }
 
+// Mean-reverting schedules move towards mu: x~ = x - (1 - alpha) mu follows the plain PF-ODE, so the
+// reference maps x~ and shifts back.
+const MU = Float64Array.from({ length: BATCH * DIM }, (_, i) => 0.5 * Math.cos(0.9 * i));
+async function meanRevertingReference(problem, schedule, tStart, tEnd) {
+  const shift = (x, t, sign) => { const k = 1 - schedule.alpha(t); return x.map((v, i) => v + sign * k * MU[i]); };
+  const x = Tensor.from(problem.xT, { shape: [problem.batch, problem.dim] });
+  const xt = Tensor.from(shift(problem.xT, tStart, -1), { shape: [problem.batch, problem.dim] });
+  const ref = await problem.denoiser.solvePfOde(xt, schedule, tStart, tEnd, { rtol: 1e-13 });
+  return { x, ref: shift(ref.dataSync(), tEnd, 1), condition: Tensor.from(MU.slice(), { shape: [problem.batch, problem.dim] }) };
+}
+
 // One case: errors per step count and the fitted order.
 export async function measureOrder(problem, c, steps = c.steps ?? STEPS) {
   // Grids: the DPM-Solver family's logSNR on VP-linear by default; fixed-coefficient Adams-Bashforth
@@ -79,11 +95,18 @@ export async function measureOrder(problem, c, steps = c.steps ?? STEPS) {
   let schedule, tStart, tEnd, skip = 'logSNR', rho;
   if (c.grid === 'uniform-edm') { schedule = schedules.ve({ sigmaMin: 0.002, sigmaMax: 80 }); tStart = 10; tEnd = 0.5; skip = 'karras'; rho = 1; }
   else if (c.grid === 'pfgmpp') { schedule = schedules.pfgmpp({ augmentedDim: 128 }); tStart = 80; tEnd = 0.002; skip = 'karras'; }
+  else if (c.grid === 'mean-reverting') { schedule = schedules.meanReverting(); tStart = 1; tEnd = 1e-3; }
+  // Inversion runs the ODE towards noise, where errors grow instead of contracting; starting at a
+  // moderate noise level keeps the measurement in the asymptotic regime.
+  else if (c.grid === 'inverse') { schedule = schedules.vpLinear(); tStart = 1; tEnd = 0.1; }
   else { schedule = schedules.vpLinear(); tStart = 1; tEnd = 1e-3; }
-  const { x, ref } = await referenceFor(problem, schedule, tStart, tEnd);
+  // Inversion integrates from tEnd up to tStart.
+  const { x, ref, condition } = c.grid === 'mean-reverting'
+    ? await meanRevertingReference(problem, schedule, tStart, tEnd)
+    : c.grid === 'inverse' ? await referenceFor(problem, schedule, tEnd, tStart) : await referenceFor(problem, schedule, tStart, tEnd);
   const errors = [];
   for (const n of steps) {
-    const out = await sample({ denoiser: problem.denoiser, schedule, sampler: c.name, steps: n, skip, rho, tStart, tEnd, xStart: x, dtype: 'f64', options: c.options });
+    const out = await sample({ denoiser: problem.denoiser, schedule, sampler: c.name, steps: n, skip, rho, tStart, tEnd, xStart: x, dtype: 'f64', options: c.options, condition });
     const o = out.dataSync();
     let s = 0;
     for (let i = 0; i < o.length; i++) s += (o[i] - ref[i]) ** 2;
