@@ -201,3 +201,19 @@ describe('schedules', () => {
     expect(b[2]).toBeCloseTo(0.75, 12);  // 3 * 0.5 / (1 + 2 * 0.5)
   });
 });
+
+describe('abort', () => {
+  it('an AbortSignal stops the native loop and the JS loop with AbortError', async () => {
+    const big = analytic.gaussian({ mean: new Array(64).fill(0), variances: new Array(64).fill(1) });
+    const ac = new AbortController();
+    const p = sample({ denoiser: big, schedule: vp, sampler: 'dpmpp-2m', steps: 100_000, shape: [64, 64], seed: 1, signal: ac.signal });
+    setTimeout(() => ac.abort(), 20);
+    await expect(p).rejects.toMatchObject({ code: 'ERR_ND_ABORTED' });
+    const ac2 = new AbortController();
+    let calls = 0;
+    const js = sample({ denoiser: async (x) => { if (++calls === 3) ac2.abort(); return x; }, prediction: 'x0', schedule: vp, sampler: 'ddim', steps: 50, shape: [1, 2], seed: 1, signal: ac2.signal });
+    await expect(js).rejects.toMatchObject({ code: 'ERR_ND_ABORTED' });
+    expect(calls).toBe(3);
+    await expect(sample({ denoiser: g, schedule: vp, sampler: 'ddim', steps: 5, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ND_ABORTED' });
+  });
+});
