@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "check.h"
+#include "core/cpu_features.h"
 #include "core/half.h"
 #include "core/philox.h"
 #include "core/thread_pool.h"
@@ -380,6 +381,33 @@ ND_TEST(pool_matches_serial) {
     randUniformCpu(parallel.data(), t, 3, per, seeds, 9, &pool);
     CHECK(std::memcmp(serial.data(), parallel.data(), bytes) == 0);
   }
+}
+
+ND_TEST(avx2_normals_are_bit_identical_to_the_scalar_path) {
+  if (!isaSupported(CpuIsa::Avx2)) {
+    std::printf("  (no AVX2 on this CPU: nothing to compare)\n");
+    return;
+  }
+  ThreadPool pool(3);
+  const CpuIsa before = activeIsa();
+  // Odd sample sizes put partial blocks and odd block counts everywhere; the pool splits inside samples.
+  for (int64_t per : {int64_t(1), int64_t(3), int64_t(5), int64_t(7), int64_t(8), int64_t(9), int64_t(12), int64_t(100003)}) {
+    const int64_t batch = per > 100 ? 3 : 17;
+    std::vector<uint64_t> seeds(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) seeds[size_t(b)] = 0x9e3779b97f4a7c15ull * uint64_t(b + 1);
+    for (DType t : {DType::F64, DType::F32, DType::F16, DType::BF16}) {
+      const size_t bytes = size_t(batch * per) * dtypeSize(t);
+      std::vector<uint8_t> scalar(bytes), vec(bytes), vecPool(bytes);
+      setActiveIsa(CpuIsa::Baseline);
+      randnCpu(scalar.data(), t, batch, per, seeds.data(), 5, nullptr);
+      setActiveIsa(CpuIsa::Avx2);
+      randnCpu(vec.data(), t, batch, per, seeds.data(), 5, nullptr);
+      randnCpu(vecPool.data(), t, batch, per, seeds.data(), 5, &pool);
+      CHECK(std::memcmp(scalar.data(), vec.data(), bytes) == 0);
+      CHECK(std::memcmp(scalar.data(), vecPool.data(), bytes) == 0);
+    }
+  }
+  setActiveIsa(before);
 }
 
 ND_TEST(argument_errors) {
