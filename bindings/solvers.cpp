@@ -387,7 +387,8 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
                         InstanceMethod<&SamplerHandle::step>("step"),
                         InstanceMethod<&SamplerHandle::stepAsync>("stepAsync"),
                         InstanceMethod<&SamplerHandle::run>("run"),
-                        InstanceMethod<&SamplerHandle::abort>("abort")});
+                        InstanceMethod<&SamplerHandle::abort>("abort"),
+                        InstanceMethod<&SamplerHandle::dispose>("dispose")});
   }
   explicit SamplerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerHandle>(info) {}
 
@@ -398,9 +399,13 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   int64_t size = 0;
 
  private:
-  void idle() const { ND_REQUIRE(!busy->load(), Arg, "The sampler is busy with an async call; await it first"); }
+  void idle() const {
+    ND_REQUIRE(sampler != nullptr, Disposed, "The sampler was disposed");
+    ND_REQUIRE(!busy->load(), Arg, "The sampler is busy with an async call; await it first");
+  }
   template <class F>
   auto visit(F&& f) const {
+    ND_REQUIRE(sampler != nullptr, Disposed, "The sampler was disposed");
     return std::visit([&](auto& s) { return f(*s); }, *sampler);
   }
   nd::Tensor checked(Napi::Value v, const char* name) const {
@@ -540,6 +545,11 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   }
   Napi::Value abort(const Napi::CallbackInfo& info) {
     aborted->store(true);
+    return info.Env().Undefined();
+  }
+  // Frees the history and scratch buffers now (an async call in flight keeps its own reference).
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    sampler.reset();
     return info.Env().Undefined();
   }
 };

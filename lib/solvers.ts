@@ -39,6 +39,7 @@ interface NativeSampler {
   stepAsync(x: unknown, m: unknown): Promise<unknown>;
   run(x: unknown, denoiser: NativeDenoiser): Promise<unknown>;
   abort(): void;
+  dispose(): void;
 }
 interface SolverAddon {
   createSchedule(kind: string, options: object): NativeSchedule;
@@ -464,12 +465,12 @@ export class Sampler {
     this.numel = o.shape.reduce((a, b) => a * b, 1);
     this.grid = Object.freeze(Array.from(handle.grid()));
   }
-  get done(): boolean { return this._handle.state().done; }
+  get done(): boolean { return callSync(() => this._handle.state()).done; }
   /** Time of the next model evaluation (null when finished). */
-  get nextTime(): number | null { return this._handle.state().nextTime; }
-  get evaluations(): number { return this._handle.state().evaluations; }
+  get nextTime(): number | null { return callSync(() => this._handle.state()).nextTime; }
+  get evaluations(): number { return callSync(() => this._handle.state()).evaluations; }
   /** The model evaluation times in order when known in advance (empty for dpm-adaptive). */
-  get plannedTimes(): number[] { return Array.from(this._handle.planned()); }
+  get plannedTimes(): number[] { return Array.from(callSync(() => this._handle.planned())); }
   /**
    * The times to evaluate the model at, in order. An array when known in advance; for dpm-adaptive an
    * iterable that yields the next time as long as the sampler wants one.
@@ -510,6 +511,13 @@ export class Sampler {
   async stepAsync(x: Tensor, modelOutput: Tensor, t?: number): Promise<Tensor> {
     this.checkStep(x, modelOutput, t);
     return wrap(await callAsync(() => this._handle.stepAsync(x.handle(), modelOutput.handle())));
+  }
+  /** Frees the native history and scratch buffers now (later calls throw DisposedError). */
+  dispose(): void {
+    this._handle.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -662,6 +670,7 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
     } finally {
       o.signal?.removeEventListener('abort', abort);
       if (x !== o.xStart) x.dispose();
+      sampler.dispose();
     }
   }
   const model = o.denoiser as JsDenoiser;
@@ -682,6 +691,7 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
     return x;
   } finally {
     if (owned) x.dispose();
+    sampler.dispose();
   }
 }
 

@@ -55,6 +55,9 @@ describe('errors name the argument', () => {
     const y = s.step(x, x);
     expect(s.done).toBe(true);
     expect(() => s.step(y, y)).toThrow(/has finished/);
+    s.dispose();
+    expect(() => s.done).toThrow(expect.objectContaining({ code: 'ERR_ND_DISPOSED' }));
+    expect(() => s.initialState(x)).toThrow(expect.objectContaining({ code: 'ERR_ND_DISPOSED' }));
   });
 });
 
