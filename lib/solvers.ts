@@ -363,15 +363,9 @@ function checkSamplerName(name: unknown): string {
   return name;
 }
 
-export interface GridOptions {
+export interface GridOptions extends Omit<TimestepOptions, 'steps'> {
   schedule: Schedule;
   steps?: number;
-  skip?: StepSpacing;
-  tStart?: number;
-  tEnd?: number;
-  rho?: number;
-  stepsOffset?: number;
-  times?: readonly number[];
 }
 
 interface NormalisedGrid { steps: number; skip: StepSpacing; tStart: number; tEnd: number; rho: number; stepsOffset: number; times?: Float64Array }

@@ -2,9 +2,17 @@
 // bindings/ maps the code to a JS DiffusionError subclass. Nothing in native/ calls abort().
 #pragma once
 #include <stdexcept>
+#include <cstdio>
 #include <string>
 
 namespace nd {
+
+// A double as error messages print it: shortest-exact %.17g, so "received 0.1" shows what was passed.
+inline std::string numberText(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
 
 enum class ErrorCode {
   Arg,         // ERR_ND_ARG: an argument is out of its domain

@@ -18,16 +18,10 @@ namespace nd::models {
 
 namespace detail {
 
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
 void requireFinite(std::span<const double> v, const char* name) {
   for (size_t i = 0; i < v.size(); ++i)
     ND_REQUIRE(std::isfinite(v[i]), Arg,
-               std::string("Expected finite values for ") + name + " but received " + num(v[i]) +
+               std::string("Expected finite values for ") + name + " but received " + numberText(v[i]) +
                    " at index " + std::to_string(i));
 }
 
@@ -43,7 +37,7 @@ std::vector<double> normalisedLogWeights(std::span<const double> weights) {
   double total = 0;
   for (size_t k = 0; k < weights.size(); ++k) {
     ND_REQUIRE(weights[k] > 0, Arg,
-               "Expected positive values for weights but received " + num(weights[k]) + " at index " +
+               "Expected positive values for weights but received " + numberText(weights[k]) + " at index " +
                    std::to_string(k));
     total += weights[k];
   }
@@ -59,10 +53,10 @@ void checkNoiseLevels(std::span<const double> alpha, std::span<const double> sig
     double a = alpha[b], s = sigma[b];
     ND_REQUIRE(std::isfinite(a) && a >= 0, Arg,
                std::string("Expected a finite value >= 0 for ") + alphaName + " but received " +
-                   num(a) + " at sample " + std::to_string(b));
+                   numberText(a) + " at sample " + std::to_string(b));
     ND_REQUIRE(std::isfinite(s) && s >= 0, Arg,
                std::string("Expected a finite value >= 0 for ") + sigmaName + " but received " +
-                   num(s) + " at sample " + std::to_string(b));
+                   numberText(s) + " at sample " + std::to_string(b));
     ND_REQUIRE(a > 0 || s > 0, Arg,
                std::string("Expected ") + alphaName + " and " + sigmaName +
                    " not both 0 but received both 0 at sample " + std::to_string(b));
@@ -75,7 +69,7 @@ GaussianComponent makeDiagonalComponent(std::span<const double> mean,
   for (size_t j = 0; j < variances.size(); ++j)
     ND_REQUIRE(variances[j] > 0, Arg,
                std::string("Expected positive values for ") + name + " but received " +
-                   num(variances[j]) + " at index " + std::to_string(j));
+                   numberText(variances[j]) + " at index " + std::to_string(j));
   GaussianComponent c;
   c.mean.assign(mean.begin(), mean.end());
   c.eigenvalues.assign(variances.begin(), variances.end());
@@ -93,13 +87,13 @@ GaussianComponent makeFullComponent(std::span<const double> mean, std::span<cons
       double a = cov[size_t(i * n + j)], b = cov[size_t(j * n + i)];
       ND_REQUIRE(std::fabs(a - b) <= 1e-9 * scale, Arg,
                  std::string("Expected a symmetric matrix for ") + name + " but received entries (" +
-                     std::to_string(i) + "," + std::to_string(j) + ") = " + num(a) + " and (" +
-                     std::to_string(j) + "," + std::to_string(i) + ") = " + num(b));
+                     std::to_string(i) + "," + std::to_string(j) + ") = " + numberText(a) + " and (" +
+                     std::to_string(j) + "," + std::to_string(i) + ") = " + numberText(b));
     }
   auto eig = linalg::symmetricEigen(std::vector<double>(cov.begin(), cov.end()), n);
   ND_REQUIRE(n == 0 || eig.values[0] > 0, Arg,
              std::string("Expected a positive-definite matrix for ") + name +
-                 " but received one with smallest eigenvalue " + num(n ? eig.values[0] : 0.0));
+                 " but received one with smallest eigenvalue " + numberText(n ? eig.values[0] : 0.0));
   GaussianComponent c;
   c.mean.assign(mean.begin(), mean.end());
   c.eigenvalues = std::move(eig.values);
@@ -200,7 +194,7 @@ void AnalyticDenoiser::denoiseBatch(std::span<const T> x, std::span<const double
       for (int64_t j = 0; j < dim_; ++j) {
         xd[j] = double(row[j]);
         ND_REQUIRE(std::isfinite(xd[j]), Arg,
-                   "Expected finite values for x but received " + num(xd[j]) + " at sample " +
+                   "Expected finite values for x but received " + numberText(xd[j]) + " at sample " +
                        std::to_string(b) + ", index " + std::to_string(j));
       }
       denoiseOne(xd, alpha[size_t(b)], sigma[size_t(b)], outd, scratch);
@@ -285,7 +279,7 @@ GaussianMixtureDenoiser GaussianMixtureDenoiser::fromStds(int64_t dim,
   requireFinite(stds, "stds");
   for (size_t i = 0; i < stds.size(); ++i)
     ND_REQUIRE(stds[i] > 0, Arg,
-               "Expected positive values for stds but received " + num(stds[i]) + " at index " +
+               "Expected positive values for stds but received " + numberText(stds[i]) + " at index " +
                    std::to_string(i));
   const bool isotropic = stds.size() == K;
   std::vector<GaussianComponent> comps;
@@ -388,7 +382,7 @@ static void pfOdeBatch(const GaussianDenoiser& g, std::span<const T> xs,
       for (int64_t i = 0; i < n; ++i) {
         w[size_t(i)] = double(in[i]) - aS * mu[i];
         ND_REQUIRE(std::isfinite(w[size_t(i)]), Arg,
-                   "Expected finite values for xs but received " + num(double(in[i])) +
+                   "Expected finite values for xs but received " + numberText(double(in[i])) +
                        " at sample " + std::to_string(b) + ", index " + std::to_string(i));
       }
       if (c.axisAligned()) {

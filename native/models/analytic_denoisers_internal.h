@@ -9,7 +9,6 @@
 
 namespace nd::models::detail {
 
-std::string num(double v);
 void requireFinite(std::span<const double> v, const char* name);
 // Throws ErrorCode::Shape "Expected <want> values (<what>) for <name> but received <got>".
 void requireSize(size_t got, size_t want, const char* name, const std::string& what);

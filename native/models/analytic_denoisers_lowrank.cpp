@@ -22,7 +22,7 @@ LowRankMixtureDenoiser::LowRankMixtureDenoiser(int64_t dim, std::span<const doub
   requireSize(components_.size(), weights.size(), "components", "one per weight");
   logWeights_ = normalisedLogWeights(weights);
   ND_REQUIRE(std::isfinite(delta) && delta >= 0, Arg,
-             "Expected a finite value >= 0 for delta but received " + num(delta));
+             "Expected a finite value >= 0 for delta but received " + numberText(delta));
   const size_t n = size_t(dim);
   for (size_t k = 0; k < components_.size(); ++k) {
     const LowRankComponent& c = components_[k];
@@ -42,7 +42,7 @@ LowRankMixtureDenoiser::LowRankMixtureDenoiser(int64_t dim, std::span<const doub
         double want = p == q ? 1.0 : 0.0;
         ND_REQUIRE(std::fabs(dot - want) <= 1e-6, Arg,
                    "Expected orthonormal columns for basis" + where + " but received column dot(" +
-                       std::to_string(p) + "," + std::to_string(q) + ") = " + num(dot));
+                       std::to_string(p) + "," + std::to_string(q) + ") = " + numberText(dot));
       }
     maxRank_ = std::max(maxRank_, c.rank);
   }
@@ -51,8 +51,8 @@ LowRankMixtureDenoiser::LowRankMixtureDenoiser(int64_t dim, std::span<const doub
 void LowRankMixtureDenoiser::checkNoiseLevel(double alpha, double sigma) const {
   // Off span U the marginal variance is alpha^2 delta^2 + sigma^2; it must not vanish.
   ND_REQUIRE(alpha * alpha * delta_ * delta_ + sigma * sigma > 0, Arg,
-             "Expected sigma > 0 (the low-rank data have delta = " + num(delta_) +
-                 ") for sigma but received " + num(sigma));
+             "Expected sigma > 0 (the low-rank data have delta = " + numberText(delta_) +
+                 ") for sigma but received " + numberText(sigma));
 }
 
 void LowRankMixtureDenoiser::denoiseOne(const double* x, double alpha, double sigma, double* out,

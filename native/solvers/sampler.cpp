@@ -12,15 +12,6 @@
 
 namespace nd::solvers {
 
-namespace {
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
-}  // namespace
-
 Prediction parsePrediction(std::string_view name) {
   if (name == "eps" || name == "epsilon") return Prediction::Eps;
   if (name == "x0" || name == "sample") return Prediction::X0;
@@ -318,7 +309,7 @@ void validateOptions(const SamplerSpec& spec, OptionMap& options) {
         bool integral = o.type == OptionSpec::Type::Number || std::floor(*d) == *d;
         ND_REQUIRE(std::isfinite(*d) && integral && *d >= o.min && *d <= o.max, Arg,
                    "Expected " + std::string(o.type == OptionSpec::Type::Integer ? "an integer" : "a number") +
-                       " in [" + num(o.min) + ", " + num(o.max) + "] for " + where + " but received " + num(*d));
+                       " in [" + numberText(o.min) + ", " + numberText(o.max) + "] for " + where + " but received " + numberText(*d));
         break;
       }
     }
@@ -337,9 +328,9 @@ std::unique_ptr<Sampler<T>> createSampler(std::string_view name, SamplerSetup se
                  std::to_string(setup.seeds.size()));
   if (setup.thresholding) {
     ND_REQUIRE(setup.thresholding->ratio > 0 && setup.thresholding->ratio <= 1, Arg,
-               "Expected a number in (0, 1] for thresholding.ratio but received " + num(setup.thresholding->ratio));
+               "Expected a number in (0, 1] for thresholding.ratio but received " + numberText(setup.thresholding->ratio));
     ND_REQUIRE(setup.thresholding->maxValue >= 1, Arg,
-               "Expected a number >= 1 for thresholding.maxValue but received " + num(setup.thresholding->maxValue));
+               "Expected a number >= 1 for thresholding.maxValue but received " + numberText(setup.thresholding->maxValue));
   }
   validateOptions(e.spec, setup.options);
   std::unique_ptr<Sampler<T>> s;

@@ -24,6 +24,14 @@ SamplerEntry makeEntry(SamplerSpec spec) {
   return e;
 }
 
+inline SamplerSpec makeSpec(std::string name, std::string family, bool stochastic, std::string order, std::string nfe,
+                           std::string source, std::string notes, std::vector<OptionSpec> options = {}) {
+  SamplerSpec s;
+  s.name = std::move(name); s.family = std::move(family); s.stochastic = stochastic; s.order = std::move(order);
+  s.nfePerStep = std::move(nfe); s.source = std::move(source); s.notes = std::move(notes); s.options = std::move(options);
+  return s;
+}
+
 // Option-spec shorthands.
 inline OptionSpec numberOption(std::string name, double def, double lo, double hi, std::string help) {
   OptionSpec o;

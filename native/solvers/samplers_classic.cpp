@@ -391,61 +391,53 @@ class LinearMultistep : public Base<T> {
   int i_ = 0, stage_ = 0;
 };
 
-SamplerSpec spec(std::string name, std::string family, bool stochastic, std::string order, std::string nfe,
-                 std::string source, std::string notes, std::vector<OptionSpec> options = {}) {
-  SamplerSpec s;
-  s.name = std::move(name); s.family = std::move(family); s.stochastic = stochastic; s.order = std::move(order);
-  s.nfePerStep = std::move(nfe); s.source = std::move(source); s.notes = std::move(notes); s.options = std::move(options);
-  return s;
-}
-
 }  // namespace
 
 void addClassicSamplers(std::vector<SamplerEntry>& r) {
   const auto eta = [](double def) { return numberOption("eta", def, 0, 1e3, "scale of the fresh noise (0: deterministic)"); };
   const auto sNoise = numberOption("sNoise", 1.0, 0, 1e3, "multiplier of the fresh noise (k-diffusion s_noise)");
-  r.push_back(makeEntry<Ddim>(spec("ddpm", "classic", true, "1", "1", "Ho et al. 2020 (DDPM ancestral sampling)",
+  r.push_back(makeEntry<Ddim>(makeSpec("ddpm", "classic", true, "1", "1", "Ho et al. 2020 (DDPM ancestral sampling)",
                                    "posterior of the schedule's own transitions; fixed-small = DDIM with eta 1",
                                    {enumOption("variance", "fixed-small", {"fixed-small", "fixed-large"},
                                                "posterior variance (fixed-small) or the forward step variance (fixed-large)")})));
-  r.push_back(makeEntry<Ddim>(spec("ddim", "classic", false, "1", "1", "Song et al. 2021 (DDIM)",
+  r.push_back(makeEntry<Ddim>(makeSpec("ddim", "classic", false, "1", "1", "Song et al. 2021 (DDIM)",
                                    "eta > 0 adds DDIM's stochastic term (stochastic then)", {eta(0.0)})));
-  SamplerSpec bb = spec("brownian-bridge", "seed-paper", true, "1", "1",
+  SamplerSpec bb = makeSpec("brownian-bridge", "seed-paper", true, "1", "1",
                         "BBDM (Li et al. 2023); Consecutive Brownian Bridge (Lyu et al. 2024)",
                         "the bridge posterior (eta 1) or its deterministic limit (eta 0); needs schedules.brownianBridge and the condition y",
                         {eta(1.0)});
   bb.needsCondition = true;
   r.push_back(makeEntry<Ddim>(bb));
-  r.push_back(makeEntry<PfgmppHeun>(spec("pfgmpp", "seed-paper", false, "2", "2 (1 on a last step to sigma 0)",
+  r.push_back(makeEntry<PfgmppHeun>(makeSpec("pfgmpp", "seed-paper", false, "2", "2 (1 on a last step to sigma 0)",
                                          "Xu et al. 2023 (PFGM++), EDM-aligned",
                                          "Heun on the EDM ODE from the PFGM++ prior of augmented dimension D; needs seeds for the prior",
                                          {numberOption("augmentedDim", 0, 0, 1e7, "D (0: take it from schedules.pfgmpp)"),
                                           numberOption("churn", 0, 0, 1e6, "S_churn"),
                                           numberOption("sTmin", 0, 0, 1e300, "churn only where sigma/alpha >= sTmin"),
                                           numberOption("sTmax", 1e300, 0, 1e300, "churn only where sigma/alpha <= sTmax"), sNoise})));
-  r.push_back(makeEntry<Ddim>(spec("ddim-inverse", "inversion", false, "1", "1", "DDIM inversion (Song et al. 2021; diffusers DDIMInverseScheduler)",
+  r.push_back(makeEntry<Ddim>(makeSpec("ddim-inverse", "inversion", false, "1", "1", "DDIM inversion (Song et al. 2021; diffusers DDIMInverseScheduler)",
                                    "walks the grid from tEnd to tStart: x0 -> xT")));
-  r.push_back(makeEntry<Euler>(spec("euler", "classic", false, "1", "1", "Karras et al. 2022 (EDM Euler), k-diffusion sample_euler",
+  r.push_back(makeEntry<Euler>(makeSpec("euler", "classic", false, "1", "1", "Karras et al. 2022 (EDM Euler), k-diffusion sample_euler",
                                     "Euler in EDM coordinates")));
-  r.push_back(makeEntry<Euler>(spec("euler-ancestral", "classic", true, "1", "1", "k-diffusion sample_euler_ancestral",
+  r.push_back(makeEntry<Euler>(makeSpec("euler-ancestral", "classic", true, "1", "1", "k-diffusion sample_euler_ancestral",
                                     "Euler to sigma_down, then fresh noise sigma_up", {eta(1.0), sNoise})));
-  r.push_back(makeEntry<Heun>(spec("heun", "classic", false, "2", "2 (1 on a last step to sigma 0)",
+  r.push_back(makeEntry<Heun>(makeSpec("heun", "classic", false, "2", "2 (1 on a last step to sigma 0)",
                                    "Karras et al. 2022 (EDM Algorithm 2)", "churn > 0 makes it stochastic",
                                    {numberOption("churn", 0, 0, 1e6, "S_churn: total noise injection (0: deterministic)"),
                                     numberOption("sTmin", 0, 0, 1e300, "churn only where sigma/alpha >= sTmin"),
                                     numberOption("sTmax", 1e300, 0, 1e300, "churn only where sigma/alpha <= sTmax"), sNoise})));
-  r.push_back(makeEntry<Dpm2>(spec("dpm2", "classic", false, "2", "2 (1 on a last step to sigma 0)", "k-diffusion sample_dpm_2 (Karras et al. 2022)",
+  r.push_back(makeEntry<Dpm2>(makeSpec("dpm2", "classic", false, "2", "2 (1 on a last step to sigma 0)", "k-diffusion sample_dpm_2 (Karras et al. 2022)",
                                    "midpoint in log sigma")));
-  r.push_back(makeEntry<Dpm2>(spec("dpm2-ancestral", "classic", true, "1", "2", "k-diffusion sample_dpm_2_ancestral",
+  r.push_back(makeEntry<Dpm2>(makeSpec("dpm2-ancestral", "classic", true, "1", "2", "k-diffusion sample_dpm_2_ancestral",
                                    "DPM-2 to sigma_down, then fresh noise", {eta(1.0), sNoise})));
-  r.push_back(makeEntry<LinearMultistep>(spec("lms", "classic", false, "order", "1", "k-diffusion sample_lms (Karras et al. 2022)",
+  r.push_back(makeEntry<LinearMultistep>(makeSpec("lms", "classic", false, "order", "1", "k-diffusion sample_lms (Karras et al. 2022)",
                                               "variable-step Adams-Bashforth on the EDM sigma grid (Lagrange integrals)",
                                               {integerOption("order", 4, 1, 6, "number of history points")})));
-  r.push_back(makeEntry<LinearMultistep>(spec("ipndm", "classic", false, "order (on grids uniform in sigma/alpha)", "1",
+  r.push_back(makeEntry<LinearMultistep>(makeSpec("ipndm", "classic", false, "order (on grids uniform in sigma/alpha)", "1",
                                               "Zhang & Chen 2023 (iPNDM, DEIS paper)",
                                               "fixed Adams-Bashforth coefficients, lower orders to start",
                                               {integerOption("order", 4, 1, 4, "Adams-Bashforth order")})));
-  r.push_back(makeEntry<LinearMultistep>(spec("plms", "classic", false, "order (on grids uniform in sigma/alpha)", "1 (4 in the 3 warm-up steps)",
+  r.push_back(makeEntry<LinearMultistep>(makeSpec("plms", "classic", false, "order (on grids uniform in sigma/alpha)", "1 (4 in the 3 warm-up steps)",
                                               "Liu et al. 2022 (PNDM: PLMS with a Runge-Kutta start)",
                                               "fixed Adams-Bashforth coefficients after 3 classical RK4 steps",
                                               {integerOption("order", 4, 1, 4, "Adams-Bashforth order")})));

@@ -587,14 +587,6 @@ class DpmAdaptive : public Base<T> {
   int64_t accepted_ = 0;
 };
 
-SamplerSpec spec(std::string name, std::string family, bool stochastic, std::string order, std::string nfe,
-                 std::string source, std::string notes, std::vector<OptionSpec> options = {}) {
-  SamplerSpec s;
-  s.name = std::move(name); s.family = std::move(family); s.stochastic = stochastic; s.order = std::move(order);
-  s.nfePerStep = std::move(nfe); s.source = std::move(source); s.notes = std::move(notes); s.options = std::move(options);
-  return s;
-}
-
 }  // namespace
 
 void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
@@ -605,7 +597,7 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
   const auto lof = boolOption("lowerOrderFinal", true, "official rule: with < 10 steps, lower the order of the final steps");
   const auto sNoise = numberOption("sNoise", 1.0, 0, 1e3, "multiplier of the fresh noise");
   // dpm-solver: one name, multistep or singlestep.
-  SamplerSpec dpm = spec("dpm-solver", "dpm-solver", false, "order (multistep order 3: 2 with the official update, 3 with fullD2)", "1 (multistep); order (singlestep)",
+  SamplerSpec dpm = makeSpec("dpm-solver", "dpm-solver", false, "order (multistep order 3: 2 with the official update, 3 with fullD2)", "1 (multistep); order (singlestep)",
                          "Lu et al. 2022 (DPM-Solver, DPM-Solver++), official dpm_solver_pytorch.py",
                          "singlestep: steps = model evaluations, DPM-Solver-fast order list",
                          {algorithm, enumOption("method", "multistep", {"multistep", "singlestep"}, "multistep or singlestep"),
@@ -623,29 +615,29 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
     return std::make_unique<DpmMultistep<double>>(sp, std::move(su));
   };
   r.push_back(dpmEntry);
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-2m", "dpm-solver", false, "2", "1", "Lu et al. 2022 (DPM-Solver++(2M)); k-diffusion sample_dpmpp_2m",
+  r.push_back(makeEntry<DpmMultistep>(makeSpec("dpmpp-2m", "dpm-solver", false, "2", "1", "Lu et al. 2022 (DPM-Solver++(2M)); k-diffusion sample_dpmpp_2m",
                                            "multistep, data prediction", {lof, solverType})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m", "dpm-solver", false, "2 (official update); 3 with fullD2", "1", "Lu et al. 2022 (DPM-Solver++(3M))",
+  r.push_back(makeEntry<DpmMultistep>(makeSpec("dpmpp-3m", "dpm-solver", false, "2 (official update); 3 with fullD2", "1", "Lu et al. 2022 (DPM-Solver++(3M))",
                                            "multistep, data prediction", {lof, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-2m-sde", "dpm-solver", true, "1 (SDE; 2 at eta 0)", "1",
+  r.push_back(makeEntry<DpmMultistep>(makeSpec("dpmpp-2m-sde", "dpm-solver", true, "1 (SDE; 2 at eta 0)", "1",
                                            "k-diffusion sample_dpmpp_2m_sde; diffusers sde-dpmsolver++",
                                            "eta scales the noise (0: dpmpp-2m)",
                                            {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof, solverType})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-3m-sde", "dpm-solver", true, "1 (SDE); at eta 0: 2, 3 with fullD2", "1", "k-diffusion sample_dpmpp_3m_sde",
+  r.push_back(makeEntry<DpmMultistep>(makeSpec("dpmpp-3m-sde", "dpm-solver", true, "1 (SDE); at eta 0: 2, 3 with fullD2", "1", "k-diffusion sample_dpmpp_3m_sde",
                                            "eta scales the noise (0: dpmpp-3m)",
                                            {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise, lof, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpm-solver-inverse", "inversion", false, "order (3: 2 unless fullD2)", "1",
+  r.push_back(makeEntry<DpmMultistep>(makeSpec("dpm-solver-inverse", "inversion", false, "order (3: 2 unless fullD2)", "1",
                                            "DPM-Solver(++) inversion (diffusers DPMSolverMultistepInverseScheduler)",
                                            "multistep walked from tEnd to tStart: x0 -> xT",
                                            {algorithm, integerOption("order", 2, 1, 3, "solver order"), lof, solverType, boolOption("fullD2", false, "third order: the complete second difference (true third order); false is the official update, second order")})));
-  r.push_back(makeEntry<DpmSinglestep>(spec("dpmpp-2s-ancestral", "dpm-solver", true, "1 (2 at eta 0)", "2 (1 on a last step to sigma 0)",
+  r.push_back(makeEntry<DpmSinglestep>(makeSpec("dpmpp-2s-ancestral", "dpm-solver", true, "1 (2 at eta 0)", "2 (1 on a last step to sigma 0)",
                                             "k-diffusion sample_dpmpp_2s_ancestral", "DPM-Solver++(2S) to sigma_down, then fresh noise",
                                             {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise})));
-  r.push_back(makeEntry<DpmSinglestep>(spec("dpmpp-sde", "dpm-solver", true, "1 (2 at eta 0)", "2 (1 on a last step to sigma 0)",
+  r.push_back(makeEntry<DpmSinglestep>(makeSpec("dpmpp-sde", "dpm-solver", true, "1 (2 at eta 0)", "2 (1 on a last step to sigma 0)",
                                             "k-diffusion sample_dpmpp_sde", "two ancestral DPM-Solver++ stages; use brownianTree for step-count-stable noise",
                                             {numberOption("eta", 1.0, 0, 1e3, "noise scale"), sNoise,
                                              numberOption("r", 0.5, 0.01, 0.99, "relative position of the intermediate stage")})));
-  r.push_back(makeEntry<DpmAdaptive>(spec("dpm-adaptive", "dpm-solver", false, "order (to tolerance)", "adaptive (order per trial)",
+  r.push_back(makeEntry<DpmAdaptive>(makeSpec("dpm-adaptive", "dpm-solver", false, "order (to tolerance)", "adaptive (order per trial)",
                                           "Lu et al. 2022 (DPM-Solver-12/23 with step-size control)", "steps is ignored; tolerances pick the steps",
                                           {integerOption("order", 3, 2, 3, "order of the higher member of the pair"), algorithm,
                                            numberOption("rtol", 0.05, 0, 1e3, "relative tolerance"),
@@ -657,7 +649,7 @@ void addDpmSolverSamplers(std::vector<SamplerEntry>& r) {
 
 // MRS and heavy-ball DPM-Solver++ share the multistep engine; registered with the seed-paper samplers.
 void addMultistepSeedSamplers(std::vector<SamplerEntry>& r) {
-  SamplerSpec mrs = spec("mrs", "seed-paper", false, "order (ODE)", "1",
+  SamplerSpec mrs = makeSpec("mrs", "seed-paper", false, "order (ODE)", "1",
                                            "Li et al. 2025 (MRS: fast sampler for mean-reverting diffusion)",
                                            "DPM-Solver on x - (1-alpha) mu of a mean-reverting schedule; solver sde adds noise",
                                            {enumOption("solver", "ode", {"ode", "sde"}, "ODE or SDE solver"),
@@ -666,7 +658,7 @@ void addMultistepSeedSamplers(std::vector<SamplerEntry>& r) {
                                             boolOption("lowerOrderFinal", true, "lower the order of the last steps when steps < 10")});
   mrs.needsCondition = true;
   r.push_back(makeEntry<DpmMultistep>(mrs));
-  r.push_back(makeEntry<DpmMultistep>(spec("dpmpp-hb", "seed-paper", false, "1 for beta < 1; order at beta 1", "1",
+  r.push_back(makeEntry<DpmMultistep>(makeSpec("dpmpp-hb", "seed-paper", false, "1 for beta < 1; order at beta 1", "1",
                                            "Wizadwongsa & Suwajanakorn 2023 (DPM-Solver++ with heavy-ball momentum)",
                                            "beta < 1 damps the update direction against divergence at low step counts",
                                            {numberOption("beta", 0.8, 0.01, 1, "momentum: 1 is plain DPM-Solver++(2M)"),

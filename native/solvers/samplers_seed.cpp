@@ -293,46 +293,38 @@ class FlowIntegrator : public Base<T> {
   int i_ = 0, stage_ = 0;
 };
 
-SamplerSpec spec(std::string name, std::string family, bool stochastic, std::string order, std::string nfe,
-                 std::string source, std::string notes, std::vector<OptionSpec> options = {}) {
-  SamplerSpec s;
-  s.name = std::move(name); s.family = std::move(family); s.stochastic = stochastic; s.order = std::move(order);
-  s.nfePerStep = std::move(nfe); s.source = std::move(source); s.notes = std::move(notes); s.options = std::move(options);
-  return s;
-}
-
 }  // namespace
 
 void addSeedPaperSamplers(std::vector<SamplerEntry>& r) {
   const std::string momentumPaper = "Wizadwongsa & Suwajanakorn 2023 (Diffusion Sampling with Momentum)";
-  r.push_back(makeEntry<MomentumAdams>(spec("plms-hb", "seed-paper", false, "1 for beta < 1; order at beta 1 (on grids uniform in sigma/alpha)", "1", momentumPaper,
+  r.push_back(makeEntry<MomentumAdams>(makeSpec("plms-hb", "seed-paper", false, "1 for beta < 1; order at beta 1 (on grids uniform in sigma/alpha)", "1", momentumPaper,
                                             "PLMS with heavy-ball momentum on the Adams-Bashforth direction",
                                             {integerOption("order", 4, 1, 4, "Adams-Bashforth order"),
                                              numberOption("beta", 0.8, 0.01, 1, "momentum: 1 is plain PLMS (iPNDM)")})));
-  r.push_back(makeEntry<MomentumAdams>(spec("ghvb", "seed-paper", false, "ceil(order) (on grids uniform in sigma/alpha)", "1", momentumPaper,
+  r.push_back(makeEntry<MomentumAdams>(makeSpec("ghvb", "seed-paper", false, "ceil(order) (on grids uniform in sigma/alpha)", "1", momentumPaper,
                                             "generalised heavy ball: a fractional order o runs order ceil(o) with beta = frac(o)",
                                             {numberOption("order", 3.5, 1, 4, "fractional order, e.g. 1.5, 2.5, 3.8")})));
   addMultistepSeedSamplers(r);
-  r.push_back(makeEntry<Consistency>(spec("lcm", "seed-paper", true, "-", "1", "Luo et al. 2023 (Latent Consistency Models); diffusers LCMScheduler",
+  r.push_back(makeEntry<Consistency>(makeSpec("lcm", "seed-paper", true, "-", "1", "Luo et al. 2023 (Latent Consistency Models); diffusers LCMScheduler",
                                           "x0 from the consistency model, then fresh noise to the next time; the last step returns x0",
                                           {enumOption("boundary", "auto", {"auto", "on", "off"},
                                                       "c_skip/c_out boundary scalings (auto: on for discrete-time schedules)")})));
-  r.push_back(makeEntry<Consistency>(spec("consistency-sde", "seed-paper", true, "-", "1",
+  r.push_back(makeEntry<Consistency>(makeSpec("consistency-sde", "seed-paper", true, "-", "1",
                                           "stochastic consistency sampling: TCD (Zheng et al. 2024) / SCott (Liu et al. 2024) noise control",
                                           "DDIM to s = (1-gamma) t', then the forward process to t'; gamma 1 is LCM, 0 is DDIM",
                                           {numberOption("gamma", 0.3, 0, 1, "share of the next noise level that is fresh noise")})));
-  SamplerSpec rs = spec("resshift", "seed-paper", true, "-", "1", "Yue et al. 2023 (ResShift)",
+  SamplerSpec rs = makeSpec("resshift", "seed-paper", true, "-", "1", "Yue et al. 2023 (ResShift)",
                         "posterior mean (eta'/eta) x + (1 - eta'/eta) x0, variance kappa^2 (eta'/eta)(eta - eta'); needs schedules.resshift and a condition");
   rs.needsCondition = true;
   r.push_back(makeEntry<ResShift>(rs));
-  r.push_back(makeEntry<FlowIntegrator>(spec("interpolant-sde", "seed-paper", true, "1 (weak)", "1",
+  r.push_back(makeEntry<FlowIntegrator>(makeSpec("interpolant-sde", "seed-paper", true, "1 (weak)", "1",
                                              "Albergo, Boffi & Vanden-Eijnden 2023 (Stochastic Interpolants)",
                                              "Euler-Maruyama for dx = [b + eps(t) eps_hat/sigma] dt + sqrt(2 eps(t)) dW; every eps(t) has the same marginals; the last step is deterministic",
                                              {numberOption("eps", 1.0, 0, 1e6, "diffusion scale"),
                                               enumOption("epsShape", "sigma", {"constant", "sigma", "sigma2"}, "eps(t) = eps * {1, sigma(t), sigma(t)^2}")})));
-  r.push_back(makeEntry<FlowIntegrator>(spec("flow-euler", "flow", false, "1", "1", "Liu et al. 2023 (Rectified Flow); SD3/Flux Euler",
+  r.push_back(makeEntry<FlowIntegrator>(makeSpec("flow-euler", "flow", false, "1", "1", "Liu et al. 2023 (Rectified Flow); SD3/Flux Euler",
                                              "Euler in the model's own coordinates on dx/dt = alpha' x0 + sigma' eps")));
-  r.push_back(makeEntry<FlowIntegrator>(spec("flow-heun", "flow", false, "2", "2 (1 on a last step to sigma 0)", "Rectified-flow Heun (diffusers FlowMatchHeunDiscreteScheduler)",
+  r.push_back(makeEntry<FlowIntegrator>(makeSpec("flow-heun", "flow", false, "2", "2 (1 on a last step to sigma 0)", "Rectified-flow Heun (diffusers FlowMatchHeunDiscreteScheduler)",
                                              "Heun in the model's own coordinates")));
 }
 

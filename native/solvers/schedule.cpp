@@ -13,15 +13,8 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
-
 [[noreturn]] void badOption(const std::string& option, const std::string& expected, double received) {
-  fail(ErrorCode::Arg, "Expected " + expected + " for " + option + " but received " + num(received));
+  fail(ErrorCode::Arg, "Expected " + expected + " for " + option + " but received " + numberText(received));
 }
 
 // log alpha from lambda: -0.5 log(1 + e^{-2 lambda}), written so neither branch overflows.

@@ -1,6 +1,5 @@
 // Conditioned schedules: x_t = alpha x0 + (1 - alpha) c + sigma eps (see Schedule::conditioned).
 #include <cmath>
-#include <sstream>
 
 #include "core/error.h"
 #include "solvers/schedule.h"
@@ -9,11 +8,7 @@ namespace nd::solvers {
 namespace {
 
 void require(bool ok, const std::string& option, const std::string& expected, double received) {
-  if (ok) return;
-  std::ostringstream os;
-  os.precision(17);
-  os << "Expected " << expected << " for " << option << " but received " << received;
-  fail(ErrorCode::Arg, os.str());
+  if (!ok) fail(ErrorCode::Arg, "Expected " + expected + " for " + option + " but received " + numberText(received));
 }
 
 }  // namespace

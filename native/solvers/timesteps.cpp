@@ -9,13 +9,6 @@
 namespace nd::solvers {
 namespace {
 
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
-
 [[noreturn]] void badArg(const std::string& arg, const std::string& expected, const std::string& received) {
   fail(ErrorCode::Arg, "Expected " + expected + " for " + arg + " but received " + received);
 }
@@ -23,7 +16,7 @@ std::string num(double v) {
 bool inRange(const Schedule& s, double t) { return t >= s.tMin() && t <= s.tMax(); }
 
 std::string rangeText(const Schedule& s) {
-  return "a time in [" + num(s.tMin()) + ", " + num(s.tMax()) + "] of schedule " + s.name();
+  return "a time in [" + numberText(s.tMin()) + ", " + numberText(s.tMax()) + "] of schedule " + s.name();
 }
 
 // Linear interpolation that lands exactly on both ends.
@@ -35,7 +28,7 @@ double lerpGrid(double a, double b, int i, int steps) {
 void requireFiniteLambda(const Schedule& s, double t, const char* arg, StepSpacing spacing) {
   double l = s.lambda(t);
   if (!std::isfinite(l))
-    badArg(arg, std::string("a time with finite log-SNR (") + stepSpacingName(spacing) + " spacing)", num(t));
+    badArg(arg, std::string("a time with finite log-SNR (") + stepSpacingName(spacing) + " spacing)", numberText(t));
 }
 
 }  // namespace
@@ -75,10 +68,10 @@ std::vector<int> diffusersTimesteps(int n, int steps, StepSpacing spacing, int s
 std::vector<double> selectTimesteps(const Schedule& s, int steps, StepSpacing spacing, double tStart,
                                     double tEnd, const SpacingOptions& options) {
   if (steps <= 0) badArg("steps", "an integer > 0", std::to_string(steps));
-  if (!inRange(s, tStart)) badArg("tStart", rangeText(s), num(tStart));
+  if (!inRange(s, tStart)) badArg("tStart", rangeText(s), numberText(tStart));
   if (!(inRange(s, tEnd) || tEnd == s.tClean()))
-    badArg("tEnd", rangeText(s) + " or its clean time " + num(s.tClean()), num(tEnd));
-  if (!(tEnd < tStart)) badArg("tEnd", "a time below tStart = " + num(tStart), num(tEnd));
+    badArg("tEnd", rangeText(s) + " or its clean time " + numberText(s.tClean()), numberText(tEnd));
+  if (!(tEnd < tStart)) badArg("tEnd", "a time below tStart = " + numberText(tStart), numberText(tEnd));
 
   std::vector<double> t(static_cast<size_t>(steps) + 1);
   auto at = [&t](int i) -> double& { return t[static_cast<size_t>(i)]; };
@@ -104,7 +97,7 @@ std::vector<double> selectTimesteps(const Schedule& s, int steps, StepSpacing sp
     }
     case StepSpacing::Karras: {
       double rho = options.rho;
-      if (!(rho > 0 && std::isfinite(rho))) badArg("rho", "a finite number > 0", num(rho));
+      if (!(rho > 0 && std::isfinite(rho))) badArg("rho", "a finite number > 0", numberText(rho));
       requireFiniteLambda(s, tStart, "tStart", spacing);
       double a = std::pow(s.edmSigma(tStart), 1.0 / rho), b = std::pow(s.edmSigma(tEnd), 1.0 / rho);
       for (int i = 0; i <= steps; ++i) at(i) = s.tFromEdmSigma(std::pow(lerpGrid(a, b, i, steps), rho));
@@ -128,7 +121,7 @@ std::vector<double> selectTimesteps(const Schedule& s, int steps, StepSpacing sp
       for (int i = 0; i < steps; ++i) at(i) = static_cast<double>(k[static_cast<size_t>(i)] + 1) / n;
       if (!(tEnd < at(steps - 1)))
         badArg("tEnd", "a time below the last " + std::string(stepSpacingName(spacing)) + " time " +
-                           num(at(steps - 1)), num(tEnd));
+                           numberText(at(steps - 1)), numberText(tEnd));
       at(steps) = tEnd;
       return t;  // tStart is not part of these grids
     }
@@ -136,13 +129,13 @@ std::vector<double> selectTimesteps(const Schedule& s, int steps, StepSpacing sp
       const auto& x = options.times;
       if (x.size() != static_cast<size_t>(steps) + 1)
         badArg("times", "steps + 1 = " + std::to_string(steps + 1) + " values", std::to_string(x.size()) + " values");
-      if (x.front() != tStart) badArg("times[0]", "tStart = " + num(tStart), num(x.front()));
-      if (x.back() != tEnd) badArg("times[" + std::to_string(steps) + "]", "tEnd = " + num(tEnd), num(x.back()));
+      if (x.front() != tStart) badArg("times[0]", "tStart = " + numberText(tStart), numberText(x.front()));
+      if (x.back() != tEnd) badArg("times[" + std::to_string(steps) + "]", "tEnd = " + numberText(tEnd), numberText(x.back()));
       for (size_t i = 1; i < x.size(); ++i) {
         if (!(x[i] < x[i - 1]))
-          badArg("times[" + std::to_string(i) + "]", "a value below times[" + std::to_string(i - 1) + "] = " + num(x[i - 1]),
-                 num(x[i]));
-        if (i + 1 < x.size() && !inRange(s, x[i])) badArg("times[" + std::to_string(i) + "]", rangeText(s), num(x[i]));
+          badArg("times[" + std::to_string(i) + "]", "a value below times[" + std::to_string(i - 1) + "] = " + numberText(x[i - 1]),
+                 numberText(x[i]));
+        if (i + 1 < x.size() && !inRange(s, x[i])) badArg("times[" + std::to_string(i) + "]", rangeText(s), numberText(x[i]));
       }
       return x;
     }
