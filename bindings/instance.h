@@ -10,6 +10,7 @@ struct InstanceData {
   Napi::FunctionReference scheduleHandleCtor;
   Napi::FunctionReference denoiserHandleCtor;
   Napi::FunctionReference samplerHandleCtor;
+  Napi::FunctionReference transportHandleCtor;
 };
 
 InstanceData& instanceData(Napi::Env env);

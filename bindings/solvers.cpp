@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "instance.h"
 #include "models/analytic_denoisers.h"
+#include "models/gaussian_transport.h"
 #include "promise_worker.h"
 #include "solvers/reference_ode.h"
 #include "solvers/sampler.h"
@@ -372,6 +373,54 @@ Napi::Value createAnalytic(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- low-rank Gaussian transport (teleport for large latents) ----------------------------------------------
+class TransportHandle : public Napi::ObjectWrap<TransportHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "TransportHandle", {InstanceMethod<&TransportHandle::apply>("apply")});
+  }
+  explicit TransportHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TransportHandle>(info) {}
+  std::shared_ptr<const md::LowRankGaussianTransport> transport;
+
+ private:
+  // apply(x, alphaS, sigmaS, alphaT, sigmaT) -> Promise<Tensor>
+  Napi::Value apply(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      nd::Tensor x = TensorHandle::unwrap(info[0], "x")->tensor();
+      ND_REQUIRE(x.device().isCpu(), Device, "x must be a CPU tensor");
+      ND_REQUIRE(x.dtype == nd::DType::F32 || x.dtype == nd::DType::F64, DType, "x must be f32 or f64");
+      auto aS = doublesArg(info, 1, "alphaFrom"), sS = doublesArg(info, 2, "sigmaFrom"), aT = doublesArg(info, 3, "alphaTo"),
+           sT = doublesArg(info, 4, "sigmaTo");
+      auto tr = transport;
+      auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty(x.shape, x.dtype, nd::Device{}));
+      auto pool = cpuPool();
+      return PromiseWorker::run(
+          info.Env(),
+          [tr, x, aS, sS, aT, sT, out, pool] {
+            size_t n = size_t(x.numel());
+            if (x.dtype == nd::DType::F32)
+              tr->apply(std::span<const float>(x.ptr<float>(), n), aS, sS, aT, sT, std::span<float>(out->ptr<float>(), n), pool.get());
+            else
+              tr->apply(std::span<const double>(x.ptr<double>(), n), aS, sS, aT, sT, std::span<double>(out->ptr<double>(), n), pool.get());
+          },
+          [out](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, *out); }, {info[0]});
+    });
+  }
+};
+
+// createTransport({ mean, basis (dim x rank), rank, eigenvalues, residualVariance })
+Napi::Value createTransport(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Object p = argObject(info, 0, "options");
+    auto t = std::make_shared<md::LowRankGaussianTransport>(doublesProp(p, "mean"), doublesProp(p, "basis", false),
+                                                            int64_t(numberProp(p, "rank", 0)), doublesProp(p, "eigenvalues", false),
+                                                            numberProp(p, "residualVariance", 0));
+    Napi::Object h = instanceData(info.Env()).transportHandleCtor.New({});
+    Napi::ObjectWrap<TransportHandle>::Unwrap(h)->transport = std::move(t);
+    return h;
+  });
+}
+
 // ---- samplers ------------------------------------------------------------------------------------------
 using AnySampler = std::variant<std::unique_ptr<sv::Sampler<float>>, std::unique_ptr<sv::Sampler<double>>>;
 
@@ -672,6 +721,8 @@ void registerSolvers(Napi::Env env, Napi::Object exports) {
   instanceData(env).scheduleHandleCtor = Napi::Persistent(ScheduleHandle::define(env));
   instanceData(env).denoiserHandleCtor = Napi::Persistent(DenoiserHandle::define(env));
   instanceData(env).samplerHandleCtor = Napi::Persistent(SamplerHandle::define(env));
+  instanceData(env).transportHandleCtor = Napi::Persistent(TransportHandle::define(env));
+  exports.Set("createTransport", Napi::Function::New(env, createTransport, "createTransport"));
   exports.Set("createSchedule", Napi::Function::New(env, createSchedule, "createSchedule"));
   exports.Set("createAnalytic", Napi::Function::New(env, createAnalytic, "createAnalytic"));
   exports.Set("createSampler", Napi::Function::New(env, createSampler, "createSampler"));

@@ -17,7 +17,7 @@ export {
   ModelError, AbortError, DisposedError, BindingLoadError, InternalError, type ErrorCode,
 } from './errors.js';
 export {
-  schedules, analytic, sample, createSampler, listSamplers, listSchedules, Schedule, Sampler, AnalyticDenoiser, GaussianDenoiser,
+  schedules, analytic, sample, createSampler, listSamplers, listSchedules, Schedule, Sampler, AnalyticDenoiser, GaussianDenoiser, LowRankGaussian,
   STEP_SPACINGS, PREDICTIONS,
   type StepSpacing, type TimestepOptions, type VpDiscreteOptions, type ScheduleInfo, type Prediction, type SamplerInfo, type SamplerOptionInfo,
   type GridOptions, type SamplerSetupOptions, type JsDenoiser, type TeleportOptions, type AnalyticInitOptions, type SampleOptions,

@@ -41,7 +41,11 @@ interface NativeSampler {
   abort(): void;
   dispose(): void;
 }
+interface NativeTransport {
+  apply(x: unknown, aS: Float64Array, sS: Float64Array, aT: Float64Array, sT: Float64Array): Promise<unknown>;
+}
 interface SolverAddon {
+  createTransport(options: object): NativeTransport;
   createSchedule(kind: string, options: object): NativeSchedule;
   createAnalytic(kind: string, options: object): NativeDenoiser;
   createSampler(name: string, setup: object): NativeSampler;
@@ -280,7 +284,44 @@ export class GaussianDenoiser extends AnalyticDenoiser {
   }
 }
 
+/**
+ * A Gaussian given by its top eigenvectors, N(mean, U diag(eigenvalues) U^T + residualVariance (I - U U^T)):
+ * the data fit that teleport needs for real latents (a full covariance of a 4x64x64 latent would take 2 GB).
+ * Only the closed-form PF-ODE transport, in O(dim rank) per sample.
+ */
+export class LowRankGaussian {
+  readonly dim: number;
+  readonly rank: number;
+  /** @internal */
+  readonly _handle: NativeTransport;
+  /** @internal */
+  constructor(handle: NativeTransport, dim: number, rank: number) {
+    this._handle = handle;
+    this.dim = dim;
+    this.rank = rank;
+  }
+  /** Exact PF-ODE solution from tFrom to tTo (either direction) for this Gaussian. */
+  async pfOdeSolution(x: Tensor, schedule: Schedule, tFrom: number, tTo: number): Promise<Tensor> {
+    if (!(x instanceof Tensor)) throw invalidParameter('x', 'Tensor', x);
+    if (x.numel === 0 || x.numel % this.dim !== 0) throw new ShapeError(`Expected batch x ${this.dim} values for x but received shape [${x.shape.join(', ')}]`);
+    const batch = x.numel / this.dim;
+    const f = (v: number) => new Float64Array(batch).fill(v);
+    return wrap(await callAsync(() => this._handle.apply(x.handle(), f(schedule.alpha(tFrom)), f(schedule.sigma(tFrom)), f(schedule.alpha(tTo)), f(schedule.sigma(tTo)))));
+  }
+}
+
 export const analytic = {
+  /** A Gaussian fitted to data by its top eigenvectors (basis: dim rows of rank values, orthonormal columns). */
+  lowRankGaussian(options: { mean: readonly number[] | Float64Array; basis: readonly (readonly number[])[]; eigenvalues: readonly number[]; residualVariance?: number }): LowRankGaussian {
+    assertObject('options', options as unknown);
+    const mean = numberArray('mean', options.mean);
+    const b = matrix('basis', options.basis);
+    if (b.rows !== mean.length) throw new ShapeError(`Expected ${mean.length} rows (dim) in basis but received ${b.rows}`);
+    const eigenvalues = numberArray('eigenvalues', options.eigenvalues);
+    const residualVariance = finiteNumber('residualVariance', options.residualVariance ?? 0, (v) => v >= 0, 'number >= 0');
+    const h = callSync(() => solverAddon().createTransport({ mean, basis: b.data, rank: b.cols, eigenvalues, residualVariance }));
+    return new LowRankGaussian(h, mean.length, b.cols);
+  },
   /** N(mean, diag(variances)) or N(mean, covariance) (dim x dim, nested arrays). */
   gaussian(options: { mean: readonly number[]; variances?: readonly number[]; covariance?: readonly (readonly number[])[] }): GaussianDenoiser {
     assertObject('options', options as unknown);
@@ -565,8 +606,8 @@ export function createSampler(options: SamplerSetupOptions): Sampler {
 export type JsDenoiser = (x: Tensor, t: number) => Promise<Tensor> | Tensor;
 
 export interface TeleportOptions {
-  /** A Gaussian fitted to the data: analytic.gaussian({ mean, variances | covariance }). */
-  gaussian: GaussianDenoiser;
+  /** A Gaussian fitted to the data: analytic.gaussian({ mean, variances | covariance }) or analytic.lowRankGaussian(...). */
+  gaussian: GaussianDenoiser | LowRankGaussian;
   /** Jump analytically from tStart to tSkip, then sample from tSkip. */
   tSkip: number;
 }
@@ -625,7 +666,9 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
   let tStart = o.tStart;
   const schedule = o.schedule;
   if (o.teleport !== undefined) {
-    if (!(o.teleport.gaussian instanceof GaussianDenoiser)) throw invalidParameter('teleport.gaussian', 'analytic.gaussian(...)', o.teleport.gaussian);
+    if (!(o.teleport.gaussian instanceof GaussianDenoiser) && !(o.teleport.gaussian instanceof LowRankGaussian)) {
+      throw invalidParameter('teleport.gaussian', 'analytic.gaussian(...) or analytic.lowRankGaussian(...)', o.teleport.gaussian);
+    }
     finiteNumber('teleport.tSkip', o.teleport.tSkip);
   }
   const sampler = buildSampler({ ...o, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, native ? 'x0' : undefined);
