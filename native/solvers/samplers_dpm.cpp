@@ -357,13 +357,12 @@ class DpmSinglestep : public Base<T> {
     if (n == "dpmpp-sde" && order == 2) { sdeStage(x, m, out); return; }
 
     double lam = this->lambda(t);
-    double tEnd = tn, aEnd = an, sEnd = sn, up = 0;
+    double aEnd = an, sEnd = sn, up = 0;
     if (n == "dpmpp-2s-ancestral") {
-      double sh = edm(t), shn = edm(tn);
-      AncestralSplit sp = ancestralSplit(sh, shn, eta());
+      AncestralSplit sp = ancestralSplit(edm(t), edm(tn), eta());
       // Work towards sigma_down in EDM coordinates at the alpha of t'.
-      aEnd = an; sEnd = an * sp.down; up = sp.up;
-      tEnd = tn;
+      sEnd = an * sp.down;
+      up = sp.up;
     }
     double h = order == 1 && sEnd == 0 ? std::numeric_limits<double>::infinity() : lambdaEnd(i) - lam;
     if (sEnd == 0 || order == 1) {
