@@ -270,7 +270,9 @@ const SamplerEntry& findSampler(std::string_view name) {
 namespace {
 
 void validateOptions(const SamplerSpec& spec, OptionMap& options) {
-  for (const auto& [key, value] : options) {
+  for (const auto& entry : options) {
+    // (not a structured binding: clang 14, which builds the fuzzers, cannot capture one in a lambda)
+    const std::string& key = entry.first;
     bool known = std::any_of(spec.options.begin(), spec.options.end(), [&](const OptionSpec& o) { return o.name == key; });
     if (!known) {
       std::string names;
