@@ -220,3 +220,20 @@ describe('abort', () => {
     await expect(sample({ denoiser: g, schedule: vp, sampler: 'ddim', steps: 5, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ND_ABORTED' });
   });
 });
+
+describe('dynamic thresholding', () => {
+  it('clamps the x0 estimate at the per-sample |x0| quantile s (clamped to [1, maxValue]) and divides by s', async () => {
+    // A model predicting x0 = [3, -0.5, 0.25, 6] for every sample; one DDIM step to the clean end returns x0.
+    const pred = [3, -0.5, 0.25, 6];
+    const model = async (x: Tensor) => Tensor.from(new Float64Array(x.numel).map((_, i) => pred[i % 4]), { shape: x.shape });
+    const run = (thresholding: boolean | { ratio?: number; maxValue?: number }) =>
+      sample({ denoiser: model, prediction: 'x0', schedule: vp, sampler: 'ddim', steps: 1, tEnd: 0, skip: 'time-uniform', shape: [2, 4], seed: 1, dtype: 'f64', thresholding });
+    expect(Array.from((await run(false)).dataSync() as Float64Array).slice(0, 4)).toEqual(pred);
+    // maxValue 1 (default): s = 1, plain clamping to [-1, 1].
+    expect(Array.from((await run(true)).dataSync() as Float64Array).slice(0, 4)).toEqual([1, -0.5, 0.25, 1]);
+    // ratio 0.5 of |x0| = [0.25, 0.5, 3, 6]: the linear-interpolated quantile at 1.5 is 1.75, s = 1.75.
+    const s = 1.75;
+    const out = Array.from((await run({ ratio: 0.5, maxValue: 10 })).dataSync() as Float64Array).slice(0, 4);
+    expect(out.map((v) => +v.toFixed(12))).toEqual([1, -0.5 / s, 0.25 / s, 1].map((v) => +v.toFixed(12)));
+  });
+});
