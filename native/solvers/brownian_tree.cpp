@@ -26,6 +26,8 @@ void BrownianTree::value(double t, double* out, ThreadPool* pool) const {
   t = std::clamp(t, t0_, t1_);
   if (t == t0_) { std::fill(out, out + n, 0.0); return; }
   if (t == t1_) { std::copy(root_.begin(), root_.end(), out); return; }
+  for (int k = 0; k < 2; ++k)
+    if (cachedT_[k] == t && !cachedW_[k].empty()) { std::copy(cachedW_[k].begin(), cachedW_[k].end(), out); return; }
   // Descend from the root interval keeping W at both ends.
   std::vector<double> wa(static_cast<size_t>(n), 0.0), wb(root_), z(static_cast<size_t>(n));
   double a = t0_, b = t1_;
@@ -48,6 +50,9 @@ void BrownianTree::value(double t, double* out, ThreadPool* pool) const {
   }
   double w = (t - a) / (b - a);
   for (int64_t i = 0; i < n; ++i) out[i] = wa[i] + w * (wb[i] - wa[i]);
+  cachedT_[cacheNext_] = t;
+  cachedW_[cacheNext_].assign(out, out + n);
+  cacheNext_ ^= 1;
 }
 
 template <class T>

@@ -31,6 +31,12 @@ class BrownianTree {
   std::vector<uint64_t> seeds_;
   int64_t dim_;
   std::vector<double> root_;  // W(t1)
+  // The last two W(t) computed: an SDE step asks for W(t_i) and W(t_i+1), and the next step for
+  // W(t_i+1) again, so this halves the work of a sampling run. (A tree belongs to one sampler,
+  // which is used from one thread at a time.)
+  mutable double cachedT_[2] = {-1, -1};
+  mutable std::vector<double> cachedW_[2];
+  mutable int cacheNext_ = 0;
 };
 
 }  // namespace nd::solvers

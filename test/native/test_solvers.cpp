@@ -86,8 +86,14 @@ ND_TEST(brownian_tree_increments_add_and_have_the_right_variance) {
   tree.value(0.3, wa.data(), nullptr);
   tree.value(0.77, wm.data(), nullptr);
   tree.value(1.6, wb.data(), nullptr);
-  // Increments over [a, m] + [m, b] = [a, b] exactly (W is a function of t).
-  std::vector<double> w2(wa.size());
+  // W is a function of (seeds, t): a fresh tree, queried in another order, gives the same values (so
+  // increments over [a, m] + [m, b] = [a, b] exactly), and so does the cached answer.
+  BrownianTree fresh(0.0, 2.0, seeds, dim, 1e-6);
+  std::vector<double> w2(wa.size()), w3(wa.size());
+  fresh.value(1.6, w2.data(), nullptr);
+  fresh.value(0.3, w3.data(), nullptr);
+  CHECK(w2 == wb);
+  CHECK(w3 == wa);
   tree.value(1.6, w2.data(), nullptr);
   CHECK(w2 == wb);
   // Var(W(b) - W(a)) = b - a and disjoint increments are uncorrelated.
