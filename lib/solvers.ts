@@ -671,7 +671,9 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
     }
     finiteNumber('teleport.tSkip', o.teleport.tSkip);
   }
-  const sampler = buildSampler({ ...o, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, native ? 'x0' : undefined);
+  // Without noise or a start state the run is seeded (default seed 0) and its SDE noise follows the same seeds.
+  const seed = o.seed ?? (given === undefined ? 0 : undefined);
+  const sampler = buildSampler({ ...o, seed, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, native ? 'x0' : undefined);
   tStart = tStart ?? schedule.tMax;
   const numel = shape.reduce((a, b) => a * b, 1);
 
@@ -681,7 +683,7 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
     checkLatent('xStart', o.xStart, dtype, numel);
     x = o.teleport ? o.xStart : sampler.start(o.xStart);
   } else {
-    const noise = o.noise !== undefined ? checkLatent('noise', o.noise, dtype, numel) : await randn([...shape], { seed: o.seed ?? 0, dtype });
+    const noise = o.noise !== undefined ? checkLatent('noise', o.noise, dtype, numel) : await randn([...shape], { seed, dtype });
     if (o.analyticInit !== undefined) {
       x = await analyticInitialState(schedule, tStart, noise, o.analyticInit);
     } else if (o.teleport !== undefined) {

@@ -237,3 +237,11 @@ describe('dynamic thresholding', () => {
     expect(out.map((v) => +v.toFixed(12))).toEqual([1, -0.5 / s, 0.25 / s, 1].map((v) => +v.toFixed(12)));
   });
 });
+
+describe('defaults', () => {
+  it('an unseeded stochastic run is seeded with 0 (noise and steps) and reproducible', async () => {
+    const a = await sample({ denoiser: g, schedule: vp, sampler: 'euler-ancestral', steps: 6 });
+    const b = await sample({ denoiser: g, schedule: vp, sampler: 'euler-ancestral', steps: 6, seed: 0 });
+    expect(Array.from(a.dataSync() as Float32Array)).toEqual(Array.from(b.dataSync() as Float32Array));
+  });
+});
