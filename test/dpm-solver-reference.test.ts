@@ -11,9 +11,12 @@ import {
   type DiagonalGmm,
   type DpmSolverReferenceOptions,
   type Skip,
+  type VpSchedule,
+  diffusersBetas,
   dpmSolverReference,
   gmmPosteriorMean,
   timeGrid,
+  vpDiscreteSchedule,
   vpLinearSchedule,
 } from './helpers/dpm-solver-reference.js';
 import { rng } from './helpers/reference.js';
@@ -40,6 +43,16 @@ const refSchedule = vpLinearSchedule(0.1, 20);
 const denoiser = analytic.gaussianMixture(gmm);
 const refModel = gmmPosteriorMean(gmm, refSchedule);
 
+/** A schedule on both sides, the reference's posterior mean under it, and the time interval. */
+interface Problem {
+  engineSchedule: ReturnType<typeof schedules.vpLinear>;
+  refSchedule: VpSchedule;
+  refModel: ReturnType<typeof gmmPosteriorMean>;
+  tStart: number;
+  tEnd: number;
+}
+const linearProblem: Problem = { engineSchedule, refSchedule, refModel, tStart: T_START, tEnd: T_END };
+
 type Case = Pick<DpmSolverReferenceOptions, 'algorithm' | 'method' | 'order' | 'lowerOrderFinal' | 'solverType' | 'skip' | 'steps'>;
 
 const describeCase = (c: Case): string =>
@@ -60,16 +73,16 @@ function maxTimeDifference(a: readonly number[], b: readonly number[]): number {
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 }
 
-function reference(c: Case, innerRatios: 'skip-grid' | 'fixed' = 'skip-grid') {
-  return dpmSolverReference({ schedule: refSchedule, model: refModel, xStart, tStart: T_START, tEnd: T_END, innerRatios, ...c });
+function reference(c: Case, innerRatios: 'skip-grid' | 'fixed' = 'skip-grid', p: Problem = linearProblem) {
+  return dpmSolverReference({ schedule: p.refSchedule, model: p.refModel, xStart, tStart: p.tStart, tEnd: p.tEnd, innerRatios, ...c });
 }
 
-async function checkCase(c: Case): Promise<void> {
+async function checkCase(c: Case, p: Problem = linearProblem): Promise<void> {
   const options = { algorithm: c.algorithm, method: c.method, order: c.order, lowerOrderFinal: c.lowerOrderFinal, solverType: c.solverType };
-  const grid = { schedule: engineSchedule, sampler: 'dpm-solver', steps: c.steps, skip: c.skip, tStart: T_START, tEnd: T_END, dtype: 'f64' as const, options };
+  const grid = { schedule: p.engineSchedule, sampler: 'dpm-solver', steps: c.steps, skip: c.skip, tStart: p.tStart, tEnd: p.tEnd, dtype: 'f64' as const, options };
   const out = await sample({ ...grid, denoiser, xStart: Tensor.from(xStart, { shape: [BATCH, DIM] }) });
   const ours = out.dataSync() as Float64Array;
-  const ref = reference(c);
+  const ref = reference(c, 'skip-grid', p);
   const err = maxRelError(ours, ref.x);
   // The evaluation times tell a wrong grid or a misplaced intermediate point apart from a wrong update.
   const planned = createSampler({ ...grid, shape: [BATCH, DIM], prediction: 'x0' }).plannedTimes;
@@ -79,7 +92,7 @@ async function checkCase(c: Case): Promise<void> {
   if (c.method === 'singlestep' && (err >= TOL || timeErr > 1e-12)) {
     // The one place the official code is easy to misread: where a singlestep step puts its
     // intermediate points. Say whether the engine uses the fixed fractions of lambda instead.
-    const fixed = reference(c, 'fixed');
+    const fixed = reference(c, 'fixed', p);
     msg += `; against fixed r1 = 1/2 (order 2), r1, r2 = 1/3, 2/3 (order 3): ${maxRelError(ours, fixed.x).toExponential(3)}, ` +
       `times ${maxTimeDifference(planned, fixed.evaluations)}`;
   }
@@ -244,5 +257,66 @@ describe('native dpm-solver agrees with the reference to 1e-9 (vpLinear, GMM, ba
     // grid of the skip type laid over [s, t] (r1 = (lambda(inner_1) - lambda_s) / h), which is the
     // lambda midpoint / thirds only for logSNR.
     for (const c of singlestepCases(['time-uniform', 'time-quadratic'])) it(describeCase(c), () => checkCase(c));
+  });
+});
+
+// ---- discrete-time VP (official NoiseScheduleVP('discrete', betas)) ----------------------------------------
+
+const N_TRAIN = 1000;
+const BETA_SCHEDULES = ['linear', 'scaled-linear'] as const;
+const discreteProblems = Object.fromEntries(BETA_SCHEDULES.map((betaSchedule) => {
+  const ref = vpDiscreteSchedule(diffusersBetas(betaSchedule, N_TRAIN));
+  // T = 1 and the official default eps for discrete models, t_0 = 1/N: both ends are knots.
+  const p: Problem = { engineSchedule: schedules.vpDiscrete({ betaSchedule }), refSchedule: ref, refModel: gmmPosteriorMean(gmm, ref), tStart: 1, tEnd: 1 / N_TRAIN };
+  return [betaSchedule, { p, ref }];
+})) as Record<(typeof BETA_SCHEDULES)[number], { p: Problem; ref: ReturnType<typeof vpDiscreteSchedule> }>;
+
+function discreteCases(): Case[] {
+  const out: Case[] = [];
+  // 7 steps: lowerOrderFinal lowers the last orders; 15: the official rule keeps the full order.
+  for (const algorithm of ALGORITHMS) for (const order of [2, 3] as const) for (const skip of SKIPS) for (const steps of [7, 15])
+    out.push({ algorithm, method: 'multistep', order, solverType: 'dpmsolver', skip, steps, lowerOrderFinal: true });
+  // 8 and 10 steps: remainders 0 and 2 mod 2, 2 and 1 mod 3 of the DPM-Solver-fast order list.
+  for (const algorithm of ALGORITHMS) for (const order of [2, 3] as const) for (const skip of ['logSNR', 'time-uniform'] as const) for (const steps of [8, 10])
+    out.push({ algorithm, method: 'singlestep', order, solverType: 'dpmsolver', skip, steps, lowerOrderFinal: true });
+  return out;
+}
+
+describe('vpDiscrete: native dpm-solver agrees with the reference to 1e-9 (GMM, batch 4 x dim 8, t 1 -> 1/N)', () => {
+  for (const betaSchedule of BETA_SCHEDULES) describe(`betaSchedule ${betaSchedule}`, () => {
+    const { p, ref } = discreteProblems[betaSchedule];
+
+    it('the reference schedule is the cumulative product of (1 - beta) at the knots and inverts itself', () => {
+      const betas = diffusersBetas(betaSchedule, N_TRAIN);
+      let prod = 1;
+      betas.forEach((b, n) => {
+        prod *= 1 - b;
+        expect(Math.abs(Math.exp(2 * ref.logAlpha((n + 1) / N_TRAIN)) / prod - 1)).toBeLessThan(1e-12);
+      });
+      for (let i = 0; i < 50; i++) {
+        const t = 1 / N_TRAIN + ((1 - 1 / N_TRAIN) * i) / 49;
+        expect(Math.abs(ref.tFromLambda(ref.lambda(t)) - t)).toBeLessThan(1e-12);
+      }
+      // Later official versions drop the knots whose lambda is below -5.1 (numerical_clip_alpha); for
+      // these two schedules lambda(1) is -5.06 and -2.68, so that clipping changes nothing here.
+      expect(ref.lambda(1)).toBeGreaterThan(-5.1);
+    });
+
+    it('engine alpha(t), lambda(t) and tFromLambda agree with the official discrete schedule at 50 times in [1/N, 1]', () => {
+      let alphaErr = 0, lambdaErr = 0, tErr = 0;
+      for (let i = 0; i < 50; i++) {
+        // Both ends are knots; the 48 times between are not (999 i / 49 is an integer only for i = 0, 49).
+        const t = 1 / N_TRAIN + ((1 - 1 / N_TRAIN) * i) / 49;
+        const l = ref.lambda(t);
+        alphaErr = Math.max(alphaErr, Math.abs(p.engineSchedule.alpha(t) / ref.alpha(t) - 1));
+        lambdaErr = Math.max(lambdaErr, Math.abs(p.engineSchedule.lambda(t) - l));
+        tErr = Math.max(tErr, Math.abs(p.engineSchedule.tFromLambda(l) - ref.tFromLambda(l)));
+      }
+      expect(alphaErr, 'alpha (relative)').toBeLessThan(1e-12);
+      expect(lambdaErr, 'lambda').toBeLessThan(1e-12);
+      expect(tErr, 'tFromLambda').toBeLessThan(1e-12);
+    });
+
+    for (const c of discreteCases()) it(describeCase(c), () => checkCase(c, p));
   });
 });

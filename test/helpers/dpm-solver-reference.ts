@@ -45,6 +45,65 @@ export function vpLinearSchedule(beta0 = 0.1, beta1 = 20): VpSchedule {
   return { logAlpha, alpha: (t) => Math.exp(logAlpha(t)), sigma, lambda, tFromLambda };
 }
 
+/**
+ * diffusers' beta schedules over N training steps: 'linear' is linspace(1e-4, 0.02, N), 'scaled-linear'
+ * is linspace(sqrt(0.00085), sqrt(0.012), N)^2 (both in double precision here; linspace as numpy
+ * computes it, start + i (stop - start) / (N - 1), with the last entry exactly stop).
+ */
+export function diffusersBetas(kind: 'linear' | 'scaled-linear', N = 1000): number[] {
+  const linspace = (a: number, b: number): number[] =>
+    Array.from({ length: N }, (_, i) => (i === N - 1 ? b : a + (i * (b - a)) / (N - 1)));
+  if (kind === 'linear') return linspace(1e-4, 0.02);
+  return linspace(Math.sqrt(0.00085), Math.sqrt(0.012)).map((b) => b * b);
+}
+
+/**
+ * The piecewise-linear interpolant through (xs[k], ys[k]) (xs increasing) at x, extended linearly
+ * beyond the first and last knots by the end segments, as the official interpolate_fn does.
+ */
+function interpolate(xs: readonly number[], ys: readonly number[], x: number): number {
+  const n = xs.length;
+  // The segment [xs[k], xs[k + 1]] holding x: the largest k <= n - 2 with xs[k] <= x (k = 0 below xs[0]).
+  let lo = 0, hi = n - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (xs[mid] <= x) lo = mid;
+    else hi = mid - 1;
+  }
+  const k = lo;
+  return ys[k] + ((x - xs[k]) * (ys[k + 1] - ys[k])) / (xs[k + 1] - xs[k]);
+}
+
+/**
+ * The official NoiseScheduleVP('discrete', betas): log alpha_n = 0.5 sum_{i <= n} log(1 - beta_i) at
+ * t_n = n / N (n = 1..N), log alpha(t) the piecewise-linear interpolant of those knots (T = 1, and the
+ * sampler's default eps = t_0 = 1/N keeps every time inside [1/N, 1], where no extrapolation happens),
+ * and the inverse of lambda by inverting that interpolant: log alpha = -0.5 softplus(-2 lambda), then t
+ * by piecewise-linear interpolation of the knots with the roles of t and log alpha swapped.
+ */
+export function vpDiscreteSchedule(betas: readonly number[]): VpSchedule & { tArray: number[]; logAlphaArray: number[] } {
+  const N = betas.length;
+  const tArray: number[] = [];
+  const logAlphaArray: number[] = [];
+  let acc = 0;
+  for (let n = 0; n < N; n++) {
+    acc += Math.log1p(-betas[n]);
+    logAlphaArray.push(0.5 * acc);
+    tArray.push((n + 1) / N);
+  }
+  // Increasing log alpha (decreasing t) for the inverse.
+  const laUp = [...logAlphaArray].reverse();
+  const tDown = [...tArray].reverse();
+  const logAlpha = (t: number): number => interpolate(tArray, logAlphaArray, t);
+  const sigma = (t: number): number => Math.sqrt(-Math.expm1(2 * logAlpha(t)));
+  const lambda = (t: number): number => {
+    const la = logAlpha(t);
+    return la - 0.5 * Math.log(-Math.expm1(2 * la));
+  };
+  const tFromLambda = (l: number): number => interpolate(laUp, tDown, -0.5 * softplus(-2 * l));
+  return { logAlpha, alpha: (t) => Math.exp(logAlpha(t)), sigma, lambda, tFromLambda, tArray, logAlphaArray };
+}
+
 /** A Gaussian mixture with diagonal covariances: component k is N(means[k], diag(stds[k]^2)). */
 export interface DiagonalGmm {
   means: number[][];
