@@ -99,6 +99,9 @@ class DpmMultistep : public Base<T> {
       cfg_.data = this->choice("algorithm") == "dpmsolver++";
     }
     if (n != "dpmpp-3m" && n != "dpmpp-3m-sde" && n != "dpmpp-hb" && !mrs) cfg_.taylor = this->choice("solverType") == "taylor";
+    // k-diffusion's 3M-SDE takes its one-history (second) step with phi_2, i.e. the Taylor form; the
+    // official DPM-Solver++(3M) warm-up (dpmpp-3m) uses the midpoint form.
+    if (n == "dpmpp-3m-sde") cfg_.taylor = true;
     lowerOrderFinal_ = n == "dpmpp-hb" ? true : this->flag("lowerOrderFinal");
     cfg_.fullD2 = this->hasOption("fullD2") && this->flag("fullD2");
   }
