@@ -119,7 +119,7 @@ export type DataModel = (x: Float64Array, t: number) => Float64Array;
  * the marginal of component k is N(a mu_k, a^2 S_k + s^2 I), its responsibility w_k(x) follows from
  * Bayes, and within the component x0 | x is Gaussian with mean mu_k + S_k a (a^2 S_k + s^2)^{-1} (x - a mu_k).
  */
-export function gmmPosteriorMean(gmm: DiagonalGmm, schedule: VpSchedule): DataModel {
+export function gmmPosteriorMean(gmm: DiagonalGmm, schedule: Pick<VpSchedule, 'alpha' | 'sigma'>): DataModel {
   const K = gmm.weights.length;
   const dim = gmm.means[0].length;
   const wsum = gmm.weights.reduce((p, q) => p + q, 0);

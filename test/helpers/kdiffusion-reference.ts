@@ -21,6 +21,8 @@
  * consume no number.
  */
 
+import { type DiagonalGmm, gmmPosteriorMean } from './dpm-solver-reference.js';
+
 export type Vec = Float64Array;
 
 /** denoised = E[x0 | x] at noise level sigma, for a batch of rows. */
@@ -30,54 +32,15 @@ export type Denoiser = (x: Vec, sigma: number) => Vec;
 export type NoiseSource = (k: number) => Vec;
 
 /** A Gaussian mixture with diagonal covariances: component k is N(means[k], diag(stds[k]^2)). */
-export interface DiagonalGmm {
-  means: number[][];
-  stds: number[][];
-  weights: number[];
-}
+export type { DiagonalGmm };
 
 /**
  * The exact posterior mean of a diagonal Gaussian mixture under x = x0 + sigma eps (VE / EDM): the
- * marginal of component k is N(mu_k, S_k + sigma^2 I); its responsibility follows from Bayes and,
- * within the component, E[x0 | x] = mu_k + S_k (S_k + sigma^2)^{-1} (x - mu_k).
+ * shared reference posterior (test/helpers/dpm-solver-reference.ts) at alpha = 1, sigma = t.
  */
 export function gmmDenoiserVe(gmm: DiagonalGmm): Denoiser {
-  const K = gmm.weights.length;
-  const dim = gmm.means[0].length;
-  const wsum = gmm.weights.reduce((p, q) => p + q, 0);
-  const logPi = gmm.weights.map((w) => Math.log(w / wsum));
-  return (x: Vec, sigma: number): Vec => {
-    const s2 = sigma * sigma;
-    const rows = x.length / dim;
-    const out = new Float64Array(x.length);
-    const logw = new Float64Array(K);
-    for (let b = 0; b < rows; b++) {
-      const off = b * dim;
-      for (let k = 0; k < K; k++) {
-        let lp = logPi[k];
-        for (let j = 0; j < dim; j++) {
-          const v = gmm.stds[k][j] * gmm.stds[k][j] + s2;
-          const r = x[off + j] - gmm.means[k][j];
-          lp -= 0.5 * (r * r / v + Math.log(2 * Math.PI * v));
-        }
-        logw[k] = lp;
-      }
-      // Normalised in log space: at small sigma the far components' densities underflow long before
-      // their ratios do.
-      let mx = -Infinity;
-      for (let k = 0; k < K; k++) mx = Math.max(mx, logw[k]);
-      let z = 0;
-      for (let k = 0; k < K; k++) z += Math.exp(logw[k] - mx);
-      for (let k = 0; k < K; k++) {
-        const w = Math.exp(logw[k] - mx) / z;
-        for (let j = 0; j < dim; j++) {
-          const sk2 = gmm.stds[k][j] * gmm.stds[k][j];
-          out[off + j] += w * (gmm.means[k][j] + (sk2 / (sk2 + s2)) * (x[off + j] - gmm.means[k][j]));
-        }
-      }
-    }
-    return out;
-  };
+  const posterior = gmmPosteriorMean(gmm, { alpha: () => 1, sigma: (t: number) => t });
+  return (x: Vec, sigma: number): Vec => posterior(x, sigma);
 }
 
 // ---- small vector helpers (elementwise, new arrays: the samplers keep old values around) ----------
