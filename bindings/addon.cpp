@@ -18,6 +18,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerRuntime(env, exports);
   registerSafetensors(env, exports);
   registerSolvers(env, exports);
+  registerMoe(env, exports);
   exports.Set("cudaCompiled", Napi::Boolean::New(env,
 #ifdef ND_WITH_CUDA
                                                   true

@@ -7,4 +7,5 @@ void registerTensorOps(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerSafetensors(Napi::Env env, Napi::Object exports);
 void registerSolvers(Napi::Env env, Napi::Object exports);
+void registerMoe(Napi::Env env, Napi::Object exports);
 }  // namespace ndjs

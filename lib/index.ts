@@ -22,3 +22,4 @@ export {
   type StepSpacing, type TimestepOptions, type VpDiscreteOptions, type ScheduleInfo, type Prediction, type SamplerInfo, type SamplerOptionInfo,
   type GridOptions, type SamplerSetupOptions, type JsDenoiser, type TeleportOptions, type AnalyticInitOptions, type SampleOptions,
 } from './solvers.js';
+export { partitionTimesteps, partitionTimestepsWith, type PartitionCost, type TimestepPartition } from './moe.js';
