@@ -139,7 +139,7 @@ export class Schedule {
   }
   /** steps + 1 decreasing times from tStart to tEnd. */
   timesteps(options: TimestepOptions): number[] {
-    const o = normaliseGrid(this, options as unknown as Record<string, unknown>, 'options');
+    const o = normaliseGrid(this, options as unknown as Record<string, unknown>);
     return Array.from(callSync(() => this._handle.timesteps(o.steps, o.skip, o.tStart, o.tEnd, { rho: o.rho, stepsOffset: o.stepsOffset, times: o.times })));
   }
   /** Default end time: tMin, or 1e-3 of the range where tMin is the clean end (continuous VP, flow). */
@@ -411,7 +411,7 @@ export interface GridOptions extends Omit<TimestepOptions, 'steps'> {
 
 interface NormalisedGrid { steps: number; skip: StepSpacing; tStart: number; tEnd: number; rho: number; stepsOffset: number; times?: Float64Array }
 
-function normaliseGrid(schedule: Schedule, o: Record<string, unknown>, where: string): NormalisedGrid {
+function normaliseGrid(schedule: Schedule, o: Record<string, unknown>): NormalisedGrid {
   const skip = (o.skip ?? (o.times !== undefined ? 'explicit' : 'logSNR')) as StepSpacing;
   assertOneOf('skip', skip, STEP_SPACINGS);
   let times: Float64Array | undefined;
@@ -427,7 +427,6 @@ function normaliseGrid(schedule: Schedule, o: Record<string, unknown>, where: st
   finiteNumber('rho', rho, (v) => v > 0, 'positive number');
   const stepsOffset = o.stepsOffset ?? 0;
   if (!isInteger(stepsOffset) || stepsOffset < 0) throw invalidParameter('stepsOffset', 'non-negative integer', stepsOffset);
-  void where;
   return { steps: steps as number, skip, tStart: tStart as number, tEnd: tEnd as number, rho: rho as number, stepsOffset: stepsOffset as number, times };
 }
 
@@ -566,14 +565,12 @@ function buildSampler(o: SamplerSetupOptions, defaultPrediction?: Prediction): S
   const prediction = o.prediction ?? defaultPrediction;
   if (prediction === undefined) throw invalidParameter('prediction', `one of ${PREDICTIONS.join(', ')} (what the model predicts)`, prediction);
   assertOneOf('prediction', prediction, PREDICTIONS);
-  const g = normaliseGrid(o.schedule, o as unknown as Record<string, unknown>, 'options');
+  const g = normaliseGrid(o.schedule, o as unknown as Record<string, unknown>);
   const batch = o.shape[0];
   const numel = o.shape.reduce((a, b) => a * b, 1);
-  const info = listSamplers().find((s) => s.name === name)!;
+  // Stochastic samplers without seeds fail natively when they first need noise, naming the remedy
+  // (heun and pfgmpp need them only with churn / for the prior).
   const seeds = expandSeeds(batch, o.seed);
-  if (info.stochastic && seeds === undefined && name !== 'pfgmpp') {
-    // heun / dpm2 only use noise with churn; the native side reports a missing seed when it is needed.
-  }
   let thresholding: { ratio: number; maxValue: number } | undefined;
   if (o.thresholding) {
     const t = o.thresholding === true ? {} : o.thresholding;

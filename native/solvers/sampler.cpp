@@ -185,11 +185,13 @@ void Sampler<T>::prepareModelOutput(const T* x, const T* m, const T*& mOut) {
 }
 
 template <class T>
-void Sampler<T>::step(const T* x, const T* modelOut, T* xOut) {
+void Sampler<T>::step(const T* x, const T* modelOut, T* xOut, const T* xShiftFree) {
   double tEval = nextTime();
   const bool conditioned = !condition_.empty();
   const T* xs = x;
-  if (conditioned) {
+  if (conditioned && xShiftFree != nullptr) {
+    xs = xShiftFree;
+  } else if (conditioned) {
     // x~ = x - (1 - alpha) c
     shifted_.resize(size_t(size()));
     double k = 1.0 - alpha(tEval);
@@ -359,7 +361,7 @@ void runLoop(Sampler<T>& sampler, T* x, const NativeDenoiseFn<T>& denoise, const
       in = xs.data();
     }
     denoise(in, t, a, s, out.data());
-    sampler.step(x, out.data(), x);
+    sampler.step(x, out.data(), x, conditioned ? xs.data() : nullptr);
     if (keepGoing && !keepGoing(sampler.evaluations())) fail(ErrorCode::Aborted, "sampling aborted");
   }
 }

@@ -107,7 +107,9 @@ class Sampler {
   // x and modelOut: the point the model was evaluated at (time nextTime()) and its output, size()
   // values each; writes the next evaluation point, or the sample after the last evaluation, to
   // xOut (may alias x or modelOut). Throws ERR_ND_ARG when done.
-  void step(const T* x, const T* modelOut, T* xOut);
+  // xShiftFree (optional): x - (1 - alpha) c at this time, when the caller already has it (the native
+  // loop computes it for the denoiser); otherwise step() computes it for conditioned schedules.
+  void step(const T* x, const T* modelOut, T* xOut, const T* xShiftFree = nullptr);
 
   // The start state from standard normal noise: x0 assumed to be the condition (0 if none), i.e.
   // x = c + sigma(tStart) noise; samplers with their own prior (pfgmpp) override it.

@@ -131,8 +131,8 @@ class Heun : public Base<T> {
     return plan;
   }
   // Writes x_ve * alpha at the evaluation time of step i+1 (after its churn).
-  void finishStep(StepPass<T>& p, double tn, double scaleVe) {
-    // p computes x_ve' / scaleVe-free terms already multiplied by alpha(tn); adjust for churn.
+  // p writes alpha(tn) x_ve'; when step i+1 churns, rescale to the raised time and add its noise.
+  void finishStep(StepPass<T>& p, double tn) {
     double g = gamma(i_ + 1);
     if (g > 0) {
       double th = tHat(i_ + 1), r = this->alpha(th) / this->alpha(tn);
@@ -141,7 +141,6 @@ class Heun : public Base<T> {
       p.z = this->noise(tn, th);
       p.cz = this->alpha(th) * std::sqrt(std::max(0.0, std::pow(edm(th), 2) - std::pow(edm(tn), 2))) * this->option("sNoise");
     }
-    (void)scaleVe;
   }
   void update(const T* x, const T* m, T* out) override {
     double th = tHat(i_), tn = this->t(i_ + 1);
@@ -152,7 +151,7 @@ class Heun : public Base<T> {
       p.x = x; p.m = m; p.cx = e.cx; p.cm = e.cm; p.dStore = this->buffer(1);
       p.a = an / ah; p.b = an * (shn - shh); p.out = out;
       if (shn == 0) {  // last step to the clean end: Euler
-        finishStep(p, tn, 1);
+        finishStep(p, tn);
         this->run(p);
         ++i_;
         return;
@@ -168,7 +167,7 @@ class Heun : public Base<T> {
     p.a = 0; p.b = an * 0.5 * (shn - shh);
     p.term(an / ah, this->buffer(0)).term(an * 0.5 * (shn - shh), this->buffer(1));
     p.out = out;
-    finishStep(p, tn, 1);
+    finishStep(p, tn);
     this->run(p);
     stage_ = 0;
     ++i_;

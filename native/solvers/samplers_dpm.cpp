@@ -570,7 +570,6 @@ class DpmAdaptive : public Base<T> {
       s_ = target();
       lamS_ = this->lambda(s_);
       this->copy(prev, lo);
-      ++accepted_;
     }
     h_ = std::min(this->option("theta") * h_ * std::pow(std::max(E, 1e-300), -1.0 / order_), lam0_ - lamS_);
     stage_ = 0;
@@ -586,7 +585,6 @@ class DpmAdaptive : public Base<T> {
   bool data_ = true, first_ = true;
   double s_ = 0, t0_ = 0, lamS_ = 0, lam0_ = 0, h_ = 0.05;
   int stage_ = 0;
-  int64_t accepted_ = 0;
 };
 
 }  // namespace

@@ -135,7 +135,6 @@ class UniPc : public Sampler<T> {
     UniCoefficients u = uniCoefficients(bh2_, ord, rks, -h, false);
     double c0 = -an * u.hPhi1;
     pb.a = sn / st;
-    std::vector<std::pair<double, const T*>> terms;
     for (int k = 1; k < ord; ++k) {
       double c = -an * u.bh * u.rho[size_t(k - 1)] / rks[size_t(k - 1)];
       c0 -= c;
