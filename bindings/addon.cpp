@@ -19,6 +19,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerSafetensors(env, exports);
   registerSolvers(env, exports);
   registerMoe(env, exports);
+  registerModels(env, exports);
   exports.Set("cudaCompiled", Napi::Boolean::New(env,
 #ifdef ND_WITH_CUDA
                                                   true

@@ -8,4 +8,5 @@ void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerSafetensors(Napi::Env env, Napi::Object exports);
 void registerSolvers(Napi::Env env, Napi::Object exports);
 void registerMoe(Napi::Env env, Napi::Object exports);
+void registerModels(Napi::Env env, Napi::Object exports);
 }  // namespace ndjs

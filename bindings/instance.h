@@ -11,6 +11,8 @@ struct InstanceData {
   Napi::FunctionReference denoiserHandleCtor;
   Napi::FunctionReference samplerHandleCtor;
   Napi::FunctionReference transportHandleCtor;
+  Napi::FunctionReference modelHandleCtor;
+  Napi::FunctionReference modelDenoiserHandleCtor;
 };
 
 InstanceData& instanceData(Napi::Env env);

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "bindings.h"
+#include "models.h"
 #include "convert.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -551,6 +552,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
       nd::Tensor x = checked(info[0], "x");
+      if (auto md = unwrapModelDenoiser(info[1])) return runModel(info, x, *md);
       DenoiserHandle* dh = DenoiserHandle::unwrap(info[1], "denoiser");
       auto d = dh->denoiser;
       int64_t dim = visit([](auto& s) { return s.dim(); });
@@ -591,6 +593,45 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
         throw;
       }
     });
+  }
+  // The whole loop with a DiT denoiser (f32): the network sees the schedule's model timestep.
+  Napi::Value runModel(const Napi::CallbackInfo& info, const nd::Tensor& x, const ModelDenoiserRef& md) {
+    ND_REQUIRE(dtype == nd::DType::F32, DType, "Model denoisers run in f32; pass dtype: 'f32'");
+    auto& s = *std::get<0>(*sampler);
+    ND_REQUIRE(md.denoiser->dim() == s.dim() && md.denoiser->batch() == s.batch(), Shape,
+               "The model denoiser's batch x dim (" + std::to_string(md.denoiser->batch()) + " x " + std::to_string(md.denoiser->dim()) +
+                   ") does not match the latent's (" + std::to_string(s.batch()) + " x " + std::to_string(s.dim()) + ")");
+    ND_REQUIRE(!md.busy->exchange(true), Arg, "The model denoiser is already running a sampling loop; await it first");
+    auto out = std::make_shared<nd::Tensor>(copyOf(x));
+    auto any = sampler;
+    auto b = busy;
+    auto ab = aborted;
+    auto pool = cpuPool();
+    ab->store(false);
+    b->store(true);
+    md.routing->clear();
+    try {
+      return PromiseWorker::run(
+          info.Env(),
+          [any, md, out, b, ab, pool] {
+            struct Release {
+              std::shared_ptr<std::atomic<bool>> b, m;
+              ~Release() { b->store(false); m->store(false); }
+            } rel{b, md.busy};
+            auto& smp = *std::get<0>(*any);
+            const sv::Schedule& sch = smp.schedule();
+            auto keepGoing = [ab](int64_t) { return !ab->load(); };
+            sv::NativeDenoiseFn<float> fn = [&](const float* xi, double t, double, double, float* o) {
+              md.denoiser->denoise(xi, t, sch.modelTimestep(t), o, pool.get(), md.record ? md.routing.get() : nullptr);
+            };
+            sv::runLoop(smp, out->ptr<float>(), fn, keepGoing);
+          },
+          [out](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, *out); }, {info[0], info[1], Value()});
+    } catch (...) {
+      b->store(false);
+      md.busy->store(false);
+      throw;
+    }
   }
   Napi::Value abort(const Napi::CallbackInfo& info) {
     aborted->store(true);

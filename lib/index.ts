@@ -23,3 +23,8 @@ export {
   type GridOptions, type SamplerSetupOptions, type JsDenoiser, type TeleportOptions, type AnalyticInitOptions, type SampleOptions,
 } from './solvers.js';
 export { partitionTimesteps, partitionTimestepsWith, type PartitionCost, type TimestepPartition } from './moe.js';
+export {
+  loadModel, DiffusionModel, ModelDenoiser, TimestepExperts, timestepExperts, MODEL_LAYOUTS,
+  type ModelLayout, type LoadModelOptions, type ModelConfig, type RoutingLayerStats, type RoutingRecord,
+  type ForwardOptions, type ModelDenoiserOptions, type TimestepExpert,
+} from './models.js';

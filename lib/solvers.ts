@@ -602,6 +602,22 @@ export function createSampler(options: SamplerSetupOptions): Sampler {
 
 export type JsDenoiser = (x: Tensor, t: number) => Promise<Tensor> | Tensor;
 
+/**
+ * @internal A native network denoiser (a DiT's `model.denoiser(...)`, timestep experts): sample() runs
+ * its whole loop natively. Defined here so the solver library does not import the model code.
+ */
+export interface NativeModelDenoiser {
+  readonly _modelDenoiser: true;
+  readonly _handle: unknown;
+  readonly prediction: Prediction;
+  /** [batch, C, H, W] */
+  readonly latentShape: readonly number[];
+  _afterRun(): void;
+}
+function isModelDenoiser(d: unknown): d is NativeModelDenoiser {
+  return typeof d === 'object' && d !== null && (d as { _modelDenoiser?: unknown })._modelDenoiser === true;
+}
+
 export interface TeleportOptions {
   /** A Gaussian fitted to the data: analytic.gaussian({ mean, variances | covariance }) or analytic.lowRankGaussian(...). */
   gaussian: GaussianDenoiser | LowRankGaussian;
@@ -616,7 +632,7 @@ export interface AnalyticInitOptions {
 }
 
 export interface SampleOptions extends Omit<SamplerSetupOptions, 'shape' | 'sampler' | 'prediction'> {
-  denoiser: AnalyticDenoiser | JsDenoiser;
+  denoiser: AnalyticDenoiser | JsDenoiser | NativeModelDenoiser;
   sampler: string;
   prediction?: Prediction;
   /** Standard normal noise [batch, ...]; the start state is c + sigma(tStart) noise. */
@@ -638,8 +654,9 @@ export interface SampleOptions extends Omit<SamplerSetupOptions, 'shape' | 'samp
 export async function sample(options: SampleOptions): Promise<Tensor> {
   assertObject('options', options as unknown);
   const o = options;
-  const native = o.denoiser instanceof AnalyticDenoiser;
-  if (!native && typeof o.denoiser !== 'function') throw invalidParameter('denoiser', 'an analytic denoiser or a function (x, t) => Promise<Tensor>', o.denoiser);
+  const model = isModelDenoiser(o.denoiser) ? o.denoiser : undefined;
+  const native = o.denoiser instanceof AnalyticDenoiser || model !== undefined;
+  if (!native && typeof o.denoiser !== 'function') throw invalidParameter('denoiser', 'an analytic denoiser, a model denoiser (model.denoiser(...)) or a function (x, t) => Promise<Tensor>', o.denoiser);
   if (!(o.schedule instanceof Schedule)) throw invalidParameter('schedule', 'a schedule from schedules.*', o.schedule);
   if (o.signal?.aborted) throw new AbortError('sampling aborted before it started');
   const dtype = o.dtype ?? (o.xStart?.dtype === 'f64' || o.noise?.dtype === 'f64' ? 'f64' : 'f32');
@@ -652,12 +669,17 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
     shape = given.shape.length === 1 ? [1, given.shape[0]] : given.shape;
   } else if (o.shape !== undefined) {
     shape = o.shape;
+  } else if (model !== undefined) {
+    shape = model.latentShape;
   } else if (native) {
     shape = [1, (o.denoiser as AnalyticDenoiser).dim];
   } else {
     throw invalidParameter('shape', 'the latent shape (or pass noise / xStart)', undefined);
   }
-  if (native && shape.slice(1).reduce((a, b) => a * b, 1) !== (o.denoiser as AnalyticDenoiser).dim) {
+  if (model !== undefined && shape.reduce((a, b) => a * b, 1) !== model.latentShape.reduce((a, b) => a * b, 1)) {
+    throw new ShapeError(`The model denoiser works on latents [${model.latentShape.join(', ')}]; the latent shape is [${shape.join(', ')}]`);
+  }
+  if (native && model === undefined && shape.slice(1).reduce((a, b) => a * b, 1) !== (o.denoiser as AnalyticDenoiser).dim) {
     throw new ShapeError(`The denoiser's dimension ${(o.denoiser as AnalyticDenoiser).dim} does not match the latent shape [${shape.join(', ')}]`);
   }
   let tStart = o.tStart;
@@ -670,7 +692,11 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
   }
   // Without noise or a start state the run is seeded (default seed 0) and its SDE noise follows the same seeds.
   const seed = o.seed ?? (given === undefined ? 0 : undefined);
-  const sampler = buildSampler({ ...o, seed, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, native ? 'x0' : undefined);
+  if (model !== undefined && dtype !== 'f32') throw invalidParameter('dtype', "'f32' (model denoisers compute in f32)", dtype);
+  if (model !== undefined && o.prediction !== undefined && o.prediction !== model.prediction) {
+    throw invalidParameter('prediction', `'${model.prediction}' (what this model predicts) or nothing`, o.prediction);
+  }
+  const sampler = buildSampler({ ...o, seed, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, model ? model.prediction : native ? 'x0' : undefined);
   tStart = tStart ?? schedule.tMax;
   const numel = shape.reduce((a, b) => a * b, 1);
 
@@ -702,19 +728,22 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
     const abort = () => sampler._handle.abort();
     o.signal?.addEventListener('abort', abort, { once: true });
     try {
-      return wrap(await callAsync(() => sampler._handle.run(x.handle(), (o.denoiser as AnalyticDenoiser)._handle)));
+      const handle = model ? model._handle : (o.denoiser as AnalyticDenoiser)._handle;
+      const out = wrap(await callAsync(() => sampler._handle.run(x.handle(), handle as NativeDenoiser)));
+      model?._afterRun();
+      return out;
     } finally {
       o.signal?.removeEventListener('abort', abort);
       if (x !== o.xStart) x.dispose();
       sampler.dispose();
     }
   }
-  const model = o.denoiser as JsDenoiser;
+  const jsModel = o.denoiser as JsDenoiser;
   let owned = x !== o.xStart;
   try {
     for (let t = sampler.nextTime; t !== null; t = sampler.nextTime) {
       if (o.signal?.aborted) throw new AbortError('sampling aborted');
-      const m = await model(x, t);
+      const m = await jsModel(x, t);
       checkLatent('denoiser output', m, dtype, numel);
       const next = await sampler.stepAsync(x, m);
       if (m !== x) m.dispose();
