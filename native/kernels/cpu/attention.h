@@ -32,10 +32,13 @@ void attentionAvx512(const float* qkv, int64_t batch, int64_t tokens, int64_t he
 // Internals of the AVX-512 path (attention_avx512.cpp), driven by attention.cpp.
 constexpr int64_t kAttnAvx512QueryBlock = 32;  // queries per task: two zmm of lanes
 constexpr int64_t kAttnAvx512KeyTile = 64;     // keys per online-softmax step
+constexpr int64_t kAttnAvx512Group = 4;        // query blocks per task, sharing each packed k/v tile
 bool attentionAvx512Compiled();                // false where the file was built without AVX-512 flags
+// Tasks of the (batch, head, group of query blocks) grid.
+int64_t attentionAvx512TaskCount(int64_t batch, int64_t tokens, int64_t heads);
 // Floats of 64-byte-aligned scratch one thread needs for attentionAvx512Tasks.
 int64_t attentionAvx512ScratchFloats(int64_t headDim);
-// Tasks [t0, t1) of the (batch, head, query block) grid, in that order (query blocks fastest).
+// Tasks [t0, t1) of the (batch, head, query group) grid, in that order (query groups fastest).
 void attentionAvx512Tasks(const float* qkv, int64_t tokens, int64_t heads, int64_t headDim, float scale,
                           float* out, int64_t t0, int64_t t1, float* scratch);
 }  // namespace detail

@@ -24,13 +24,19 @@ inline float bitsFloat(uint32_t u) {
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
+// c ? a : b through bit masks: both sides are always computed, so there is no branch for the
+// vectoriser to refuse (a ?: on floats would leave control flow in the loop on SSE2).
+inline float selectF(bool c, float a, float b) {
+  uint32_t m = 0u - uint32_t(c);
+  return bitsFloat((floatBits(a) & m) | (floatBits(b) & ~m));
+}
 
 // e^x for the sigmoid-type uses below (1 + e^-v): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
 // then a degree-7 Taylor polynomial (truncation < 1e-8 relative), about 1 ulp over [-87, 88.3].
 // Below -87 it returns 0 (the true value is < 1.7e-38), above 88.3 +inf; NaN propagates.
 inline float expForSigmoid(float x) {
-  float xc = x < -87.0f ? -87.0f : x;
-  xc = xc > 88.3f ? 88.3f : xc;
+  float xc = selectF(x < -87.0f, -87.0f, x);  // NaN stays NaN
+  xc = selectF(xc > 88.3f, 88.3f, xc);
   // Adding 1.5 * 2^23 rounds t to the nearest integer, which then sits in the low mantissa bits.
   float big = xc * 1.44269504088896341f + 12582912.0f;
   float n = big - 12582912.0f;
@@ -46,8 +52,8 @@ inline float expForSigmoid(float x) {
   p = p * r + 1.0f;
   uint32_t e = (floatBits(big) - 0x4B400000u + 127u) << 23;  // 2^n, n in [-126, 127]
   float v = p * bitsFloat(e);
-  v = x < -87.0f ? 0.0f : v;
-  return x > 88.3f ? INFINITY : v;
+  v = selectF(x < -87.0f, 0.0f, v);
+  return selectF(x > 88.3f, INFINITY, v);
 }
 
 // GELU, tanh form: 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3). Since
