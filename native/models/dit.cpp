@@ -306,11 +306,11 @@ std::shared_ptr<DitModel> DitModel::fromFile(std::shared_ptr<io::SafetensorsFile
   ND_REQUIRE(c.variant == "original" || c.variant == "diffusers", Arg, "variant must be 'original' or 'diffusers', got '" + c.variant + "'");
   if (c.variant == "diffusers") {
     c.freqShift = 1;
-    c.mlpNormEps = 1e-5f;
+    c.mlpNormEps = 1e-5;
     c.guidedChannels = int(c.inChannels);
   } else {
     c.freqShift = 0;
-    c.mlpNormEps = 1e-6f;
+    c.mlpNormEps = 1e-6;
     c.guidedChannels = int(std::min<int64_t>(3, c.inChannels));
   }
   c.timeInput = overrides.timeInput.value_or(js.timeInput.value_or("discrete"));
@@ -524,7 +524,7 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
     const float* md = mods.data();
     b.adaLN.apply(sc.data(), n, D, mods.data(), 6 * D, GemmEpilogue::None, pool);
     // h += gate_msa * Attn(modulate(LN(h), shift_msa, scale_msa))
-    layerNormModulateCpu(hs, n, T, D, md, md + D, 6 * D, c.normEps, z, pool);
+    layerNormModulateCpu(hs, n, T, D, md, md + D, 6 * D, float(c.normEps), z, pool);
     b.qkv.apply(z, rows, D, big.data(), 3 * D, GemmEpilogue::None, pool);
     if (c.qkNorm)
       headLayerNormCpu(big.data(), rows, c.heads, hd, b.qNormW.data(), b.qNormB.data(), b.kNormW.data(),
@@ -533,7 +533,7 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
     b.proj.apply(z, rows, D, yb, D, GemmEpilogue::None, pool);
     gatedResidualCpu(hs, yb, n, T, D, md + 2 * D, 6 * D, pool);
     // h += gate_mlp * MLP(modulate(LN(h), shift_mlp, scale_mlp))
-    layerNormModulateCpu(hs, n, T, D, md + 3 * D, md + 4 * D, 6 * D, c.mlpNormEps, z, pool);
+    layerNormModulateCpu(hs, n, T, D, md + 3 * D, md + 4 * D, 6 * D, float(c.mlpNormEps), z, pool);
     if (c.family == "dit-moe") {
       moeForwardCpu(z, n, T, b.moe, moeOpts, yb, routing ? &(*routing)[size_t(i)] : nullptr, pool);
     } else {
@@ -546,7 +546,7 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
   // Final layer: modulate(LN(h), shift, scale) -> Linear -> unpatchify.
   std::vector<float> fm(static_cast<size_t>(n * 2 * D));
   finalAdaLN_.apply(sc.data(), n, D, fm.data(), 2 * D, GemmEpilogue::None, pool);
-  layerNormModulateCpu(hs, n, T, D, fm.data(), fm.data() + D, 2 * D, c.normEps, z, pool);
+  layerNormModulateCpu(hs, n, T, D, fm.data(), fm.data() + D, 2 * D, float(c.normEps), z, pool);
   const int64_t outW = p * p * c.outChannels;
   finalLinear_.apply(z, rows, D, big.data(), outW, GemmEpilogue::None, pool);
   unpatchifyCpu(big.data(), n, c.outChannels, h, w, p, out, pool);

@@ -41,8 +41,8 @@ struct DitConfig {
   bool learnSigma = true;
   int64_t freqDim = 256;     // timestep frequency embedding width
   int freqShift = 0;         // 0: exponent / half (original); 1: / (half - 1) (diffusers)
-  float normEps = 1e-6f;     // every LayerNorm ...
-  float mlpNormEps = 1e-6f;  // ... except the pre-MLP one of the diffusers variant (1e-5)
+  double normEps = 1e-6;     // every LayerNorm ...
+  double mlpNormEps = 1e-6;  // ... except the pre-MLP one of the diffusers variant (1e-5)
   int guidedChannels = 3;    // CFG channels of forward_with_cfg (original 3, diffusers 4)
   int64_t mlpHidden = 0;     // dense MLP width (4D)
   // DiT-MoE
