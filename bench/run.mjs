@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 const BENCHES = {
   foundation: 'tensor copies, casts, RNG, safetensors (CPU)',
   'solver-step': 'per-step solver overhead of the samplers vs memcpy and eager PyTorch (CPU)',
+  models: 'DiT / DiT-MoE forward vs eager PyTorch and vs the GEMM rate, MoE cost share, peak RSS (CPU)',
 };
 
 const argValue = (name) => {

@@ -3,6 +3,7 @@
 #include "models.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "core/tensor.h"
 #include "errors.h"
 #include "instance.h"
+#include "kernels/cpu/gemm.h"
 #include "promise_worker.h"
 #include "tensor_handle.h"
 
@@ -280,6 +282,47 @@ Napi::Value createModelDenoiser(const Napi::CallbackInfo& info) {
   });
 }
 
+// gemmBenchmark(m, n, k, dtype, reps) -> Promise<number[]>: seconds of each of `reps` calls of the
+// model GEMM (y = x Wᵀ, W in dtype) on the CPU pool: the machine's f32 GEMM rate, which model
+// benchmarks report their FLOP rate against (measured in the same run).
+Napi::Value gemmBenchmark(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    int64_t m = argInt(info, 0, "m", 1, 1 << 16), n = argInt(info, 1, "n", 1, 1 << 16), k = argInt(info, 2, "k", 1, 1 << 16);
+    nd::DType dt = argDType(info, 3, "dtype");
+    ND_REQUIRE(dt == nd::DType::F32 || dt == nd::DType::F16 || dt == nd::DType::BF16, DType, "Expected f32, f16 or bf16 weights");
+    int64_t reps = argInt(info, 4, "reps", 1, 1000);
+    auto times = std::make_shared<std::vector<double>>();
+    auto pool = modelPool();
+    return PromiseWorker::run(
+        info.Env(),
+        [m, n, k, dt, reps, times, pool] {
+          std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n));
+          std::vector<uint8_t> w(static_cast<size_t>(n * k) * nd::dtypeSize(dt));
+          for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 7919) % 997) / 997.0f - 0.5f;
+          for (size_t i = 0; i < w.size(); i += 2) w[i] = uint8_t(i * 31), w[i + 1] = dt == nd::DType::F32 ? uint8_t(i) : uint8_t(0x3c);
+          if (dt == nd::DType::F32)
+            for (size_t i = 0; i < size_t(n * k); ++i) reinterpret_cast<float*>(w.data())[i] = float((i * 104729) % 1009) / 1009.0f - 0.5f;
+          nd::GemmWeight gw;
+          gw.data = w.data();
+          gw.dtype = dt;
+          gw.n = n;
+          gw.k = k;
+          gw.ld = k;
+          nd::linearCpu(x.data(), m, k, gw, nullptr, y.data(), n, false, nd::GemmEpilogue::None, pool.get());  // warm-up
+          for (int64_t r = 0; r < reps; ++r) {
+            auto t0 = std::chrono::steady_clock::now();
+            nd::linearCpu(x.data(), m, k, gw, nullptr, y.data(), n, false, nd::GemmEpilogue::None, pool.get());
+            times->push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          }
+        },
+        [times](Napi::Env env) -> Napi::Value {
+          Napi::Array a = Napi::Array::New(env, times->size());
+          for (size_t i = 0; i < times->size(); ++i) a.Set(uint32_t(i), (*times)[i]);
+          return a;
+        });
+  });
+}
+
 }  // namespace
 
 std::optional<ModelDenoiserRef> unwrapModelDenoiser(Napi::Value v) {
@@ -292,6 +335,7 @@ void registerModels(Napi::Env env, Napi::Object exports) {
   instanceData(env).modelHandleCtor = Napi::Persistent(ModelHandle::define(env));
   instanceData(env).modelDenoiserHandleCtor = Napi::Persistent(ModelDenoiserHandle::define(env));
   exports.Set("loadModel", Napi::Function::New(env, loadModel, "loadModel"));
+  exports.Set("gemmBenchmark", Napi::Function::New(env, gemmBenchmark, "gemmBenchmark"));
   exports.Set("createModelDenoiser", Napi::Function::New(env, createModelDenoiser, "createModelDenoiser"));
 }
 

@@ -137,6 +137,7 @@ interface ModelAddon {
   createModelDenoiser(experts: { model: NativeModel; from: number; to: number }[], labels: number[],
     guidance: { scale: number; guidedChannels: number; intervalFrom: number; intervalTo: number },
     latent: number[], recordRouting: boolean): NativeModelDenoiserHandle;
+  gemmBenchmark(m: number, n: number, k: number, dtype: string, reps: number): Promise<number[]>;
 }
 const modelAddon = (): ModelAddon => addon() as unknown as ModelAddon;
 
@@ -366,4 +367,29 @@ export function timestepExperts(experts: readonly TimestepExpert<DiffusionModel 
     };
   }
   throw invalidParameter('experts', 'all loaded models or all JS denoiser functions', experts.map((e) => typeof e.denoiser));
+}
+
+export interface GemmRateOptions {
+  /** Rows of x (tokens x batch), output features, input features. */
+  m: number;
+  n: number;
+  k: number;
+  /** Weight storage dtype (compute is f32). */
+  dtype?: 'f32' | 'f16' | 'bf16';
+  reps?: number;
+}
+
+/**
+ * The CPU GEMM rate of this machine for the model GEMM (y = x Wᵀ, f32 compute) on the engine's thread
+ * pool: median GFLOP/s over `reps` calls. Model benchmarks report their FLOP rate against it.
+ */
+export async function measureGemmRate(options: GemmRateOptions): Promise<{ gflops: number; seconds: number[] }> {
+  assertObject('options', options as unknown);
+  const m = positiveInt('m', options.m), n = positiveInt('n', options.n), k = positiveInt('k', options.k);
+  const dtype = options.dtype ?? 'f32';
+  assertOneOf('dtype', dtype, ['f32', 'f16', 'bf16'] as const);
+  const reps = positiveInt('reps', options.reps ?? 5);
+  const seconds = await callAsync(() => modelAddon().gemmBenchmark(m, n, k, dtype, reps));
+  const sorted = [...seconds].sort((a, b) => a - b);
+  return { gflops: (2 * m * n * k) / sorted[Math.floor(sorted.length / 2)] / 1e9, seconds };
 }

@@ -18,8 +18,9 @@ DitDenoiser::DitDenoiser(std::vector<TimestepExpert> experts, std::vector<int64_
     const TimestepExpert& e = experts_[i];
     ND_REQUIRE(e.model != nullptr, Disposed, "Timestep expert " + std::to_string(i) + " was disposed");
     const DitConfig& c = e.model->config();
-    ND_REQUIRE(std::isfinite(e.from) && std::isfinite(e.to) && e.from <= e.to, Arg,
-               "Timestep expert " + std::to_string(i) + " needs finite from <= to");
+    // +-infinity is allowed: a single model serves every time.
+    ND_REQUIRE(!std::isnan(e.from) && !std::isnan(e.to) && e.from <= e.to, Arg,
+               "Timestep expert " + std::to_string(i) + " needs from <= to");
     ND_REQUIRE(c.inChannels == channels_, Shape,
                "The model expects " + std::to_string(c.inChannels) + " latent channels; the latent has " + std::to_string(channels_));
     ND_REQUIRE(height_ % c.patch == 0 && width_ % c.patch == 0 && height_ > 0 && width_ > 0, Shape,
