@@ -10,7 +10,7 @@
 //   - peak RSS of a DiT-XL/2 forward with f16 weights (a fresh process) vs weights + activations.
 // Set BENCH_MODELS_SKIP_XL=1 to skip the XL/2 rows (2.7 GB of f32 weights are written to $TMPDIR).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,10 +97,18 @@ function findPython() {
   return null;
 }
 const py = findPython();
+// Debian's torch calls the system libblas.so.3, which may be the reference (netlib) BLAS: give it
+// OpenBLAS when installed, with its AVX-512 kernels (OpenBLAS 0.3.21 does not recognise newer Xeons
+// and would fall back to SSE3 ones), so the comparison is against PyTorch at its best on this machine.
+const openblasDir = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
+const torchEnv = existsSync(join(openblasDir, 'libblas.so.3'))
+  ? { LD_LIBRARY_PATH: openblasDir, OPENBLAS_CORETYPE: readFileSync('/proc/cpuinfo', 'utf8').includes('avx512f') ? 'SkylakeX' : 'Haswell', OPENBLAS_NUM_THREADS: `${threads}` }
+  : {};
+const torchBlas = torchEnv.LD_LIBRARY_PATH ? `OpenBLAS (${torchEnv.OPENBLAS_CORETYPE} kernels)` : 'the system libblas.so.3';
 function timeTorch(path, heads, batches) {
   if (!py) return null;
   const r = spawnSync(py, [join(here, 'dit_torch.py'), path, '--heads', `${heads}`, '--batch', ...batches.map(String), '--runs', `${runs}`, '--threads', `${threads}`],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_800_000 });
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_800_000, env: { ...process.env, ...torchEnv } });
   if (r.status !== 0) throw new Error('dit_torch.py failed');
   const j = JSON.parse(r.stdout.trim().split('\n').pop());
   return Object.fromEntries(Object.entries(j.batches).map(([b, s]) => [b, median(s)]));
@@ -175,7 +183,7 @@ try {
     console.log(`| budget: weights + 1.3 x activations | ${f((r.weights + 1.3 * r.activations) / MB, 1)} |`);
     console.log(`| peak / budget | ${f(r.peakDelta / (r.weights + 1.3 * r.activations), 3)} |`);
   }
-  console.log(`\n${threads} threads; ${runs} runs, medians; PyTorch ${py ? 'from ' + py : 'not found'}.`);
+  console.log(`\n${threads} threads; ${runs} runs, medians; PyTorch ${py ? 'from ' + py + ' with ' + torchBlas : 'not found'}.`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

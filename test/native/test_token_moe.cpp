@@ -239,4 +239,4 @@ ND_TEST(moe_rejects_bad_arguments) {
   CHECK_THROWS_CODE(nd::moe::moeForwardCpu(z.data(), 1, 2, L.weights, o, out.data(), nullptr, nullptr), Arg);
 }
 
-ND_TEST_MAIN
+ND_TEST_MAIN()
