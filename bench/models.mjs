@@ -75,19 +75,27 @@ function denseMacs({ depth, D, p }, n, h, w) {
   return n * (T * D * 4 * p * p + 256 * D + D * D + depth * perBlock + T * D * p * p * 8 + 2 * D * D);
 }
 
-async function timeOurs(model, n, h, w) {
+// Median forward time; with `gemm` ({ m, k, n }) each run is paired with one GEMM of that shape right
+// after it, and the median of the per-run rate ratios is returned too (noise hits both alike).
+async function timeOurs(model, n, h, w, gemm) {
   const x = await randn([n, 4, h, w], { seed: 1 });
   const t = new Array(n).fill(500), y = Array.from({ length: n }, (_, i) => i % model.config.numClasses);
   (await model.forward(x, t, y)).dispose();
-  const secs = [];
+  const secs = [], gemmRates = [], ratios = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
     const o = await model.forward(x, t, y);
-    secs.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    secs.push(s);
     o.dispose();
+    if (gemm) {
+      const g = (await measureGemmRate({ ...gemm, reps: 3 })).gflops;
+      gemmRates.push(g);
+      ratios.push(gemm.modelFlops / s / 1e9 / g);
+    }
   }
   x.dispose();
-  return median(secs);
+  return gemm ? { seconds: median(secs), gemm: median(gemmRates), ratio: median(ratios) } : median(secs);
 }
 
 function findPython() {
@@ -105,10 +113,10 @@ const torchEnv = existsSync(join(openblasDir, 'libblas.so.3'))
   ? { LD_LIBRARY_PATH: openblasDir, OPENBLAS_CORETYPE: readFileSync('/proc/cpuinfo', 'utf8').includes('avx512f') ? 'SkylakeX' : 'Haswell', OPENBLAS_NUM_THREADS: `${threads}` }
   : {};
 const torchBlas = torchEnv.LD_LIBRARY_PATH ? `OpenBLAS (${torchEnv.OPENBLAS_CORETYPE} kernels)` : 'the system libblas.so.3';
-function timeTorch(path, heads, batches) {
+function timeTorch(path, heads, batches, tuned = true) {
   if (!py) return null;
-  const r = spawnSync(py, [join(here, 'dit_torch.py'), path, '--heads', `${heads}`, '--batch', ...batches.map(String), '--runs', `${runs}`, '--threads', `${threads}`],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_800_000, env: { ...process.env, ...torchEnv } });
+  const r = spawnSync(py, [join(here, 'dit_torch.py'), path, '--heads', `${heads}`, '--batch', ...batches.map(String), '--runs', `${tuned ? runs : Math.min(runs, 3)}`, '--threads', `${threads}`],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 3_600_000, env: { ...process.env, ...(tuned ? torchEnv : {}) } });
   if (r.status !== 0) throw new Error('dit_torch.py failed');
   const j = JSON.parse(r.stdout.trim().split('\n').pop());
   return Object.fromEntries(Object.entries(j.batches).map(([b, s]) => [b, median(s)]));
@@ -116,21 +124,22 @@ function timeTorch(path, heads, batches) {
 
 const rows = [];
 const f = (x, d = 2) => x.toFixed(d);
-console.log(`| model | batch | ours ms | PyTorch ms | speed-up | model GFLOP/s | GEMM GFLOP/s (same run) | model / GEMM |`);
-console.log(`|---|---|---|---|---|---|---|---|`);
+console.log(`| model | batch | ours ms | PyTorch, tuned OpenBLAS, ms | speed-up | PyTorch as installed, ms | speed-up | model GFLOP/s | GEMM GFLOP/s (same run) | model / GEMM |`);
+console.log(`|---|---|---|---|---|---|---|---|---|---|`);
 async function denseRow(name, cfg, heads, batches) {
-  const path = join(dir, `${name}.safetensors`);
+  const path = join(dir, `${name.replace(/\W/g, "-")}.safetensors`);
   await writeDit(path, cfg);
   const model = await loadModel(path);
   const torch = timeTorch(path, heads, batches);
+  const torchInstalled = timeTorch(path, heads, batches, false);
   for (const b of batches) {
-    const ours = await timeOurs(model, b, 32, 32);
     const T = (32 / cfg.p) ** 2;
-    const gemm = await measureGemmRate({ m: b * T, k: cfg.D, n: 4 * cfg.D, reps: runs });
     const flops = 2 * denseMacs(cfg, b, 32, 32);
+    const r = await timeOurs(model, b, 32, 32, { m: b * T, k: cfg.D, n: 4 * cfg.D, modelFlops: flops });
+    const ours = r.seconds;
     const gf = flops / ours / 1e9;
-    const tt = torch?.[String(b)];
-    const line = `| ${name} | ${b} | ${f(ours * 1e3, 1)} | ${tt ? f(tt * 1e3, 1) : 'n/a'} | ${tt ? f(tt / ours) + 'x' : 'n/a'} | ${f(gf, 1)} | ${f(gemm.gflops, 1)} | ${f(gf / gemm.gflops)} |`;
+    const tt = torch?.[String(b)], ti = torchInstalled?.[String(b)];
+    const line = `| ${name} | ${b} | ${f(ours * 1e3, 1)} | ${tt ? f(tt * 1e3, 1) : 'n/a'} | ${tt ? f(tt / ours) + 'x' : 'n/a'} | ${ti ? f(ti * 1e3, 1) : 'n/a'} | ${ti ? f(ti / ours) + 'x' : 'n/a'} | ${f(gf, 1)} | ${f(r.gemm, 1)} | ${f(r.ratio)} |`;
     console.log(line);
     rows.push(line);
   }
@@ -183,7 +192,7 @@ try {
     console.log(`| budget: weights + 1.3 x activations | ${f((r.weights + 1.3 * r.activations) / MB, 1)} |`);
     console.log(`| peak / budget | ${f(r.peakDelta / (r.weights + 1.3 * r.activations), 3)} |`);
   }
-  console.log(`\n${threads} threads; ${runs} runs, medians; PyTorch ${py ? 'from ' + py + ' with ' + torchBlas : 'not found'}.`);
+  console.log(`\n${threads} threads; ${runs} runs, medians (model / GEMM: median of per-run ratios, each forward paired with a GEMM of the model's [tokens, D] x [D, 4D] shape). PyTorch ${py ? 'from ' + py : 'not found'}: "tuned" with ${torchBlas}, "as installed" with the system libblas.so.3 (${runs > 3 ? 3 : runs} runs).`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
