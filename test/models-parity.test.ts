@@ -200,6 +200,36 @@ describe.skipIf(!hasTorch)('DiT parity with the float64 PyTorch reference', () =
     }
   }, 600_000);
 
+  it('tools/convert_dit.py turns a PyTorch checkpoint ({"ema": state_dict}) into a file that loads to the same model', async () => {
+    const spec: Spec = { name: 'DiT-S-2-pt', family: 'dit', depth: 2, hidden: 384, heads: 6, patch: 2, dtype: 'f32' };
+    const w = makeWeights(spec, 'original', 13);
+    const pt = join(dir, 'ckpt.pt');
+    const conv = join(dir, 'converted.safetensors');
+    // A training checkpoint as DiT's train.py saves it: {"model", "ema", "opt", "args"}; the converter takes "ema".
+    const save = `import sys, torch; sys.path.insert(0, ${JSON.stringify(join(__dirname, 'reference'))}); import dit_reference as r
+sd, _, _ = r.read_safetensors(${JSON.stringify(w)}, as_f64=False)
+torch.save({"model": {k: v * 0 for k, v in sd.items()}, "ema": sd, "opt": {}, "args": None}, ${JSON.stringify(pt)})`;
+    const r1 = spawnSync(PY, ['-c', save], { encoding: 'utf8' });
+    expect(r1.status, r1.stderr).toBe(0);
+    const r2 = spawnSync(PY, [join(__dirname, '..', 'tools', 'convert_dit.py'), pt, conv, '--dtype', 'bf16', '--config', '{"heads": 6}'], { encoding: 'utf8' });
+    expect(r2.status, r2.stderr).toBe(0);
+    const a = await loadModel(w);
+    const b = await loadModel(conv);
+    try {
+      expect(b.config).toMatchObject({ weightDType: 'bf16', heads: 6, depth: 2, hidden: 384 });
+      const inputs = makeInputs(2, 32, 32, 31);
+      const oa = (await forwardOn(a, inputs)).out;
+      const ob = (await forwardOn(b, inputs)).out;
+      const ref = await reference(conv, 'original', 6, inputs);
+      expect(relErr(ob, ref.out)).toBeLessThan(1e-5);  // the bf16 file is the model it claims to be
+      expect(relErr(ob, (await reference(w, 'original', 6, inputs)).out)).toBeLessThan(2e-2);  // and the f32 one rounded
+      oa.dispose();
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  }, 300_000);
+
   it('a missing, extra or mis-shaped tensor is ERR_ND_MODEL naming it', async () => {
     const spec: Spec = { name: 'DiT-S-2-bad', family: 'dit', depth: 2, hidden: 384, heads: 6, patch: 2, dtype: 'f32' };
     const w = makeWeights(spec, 'original', 9);
