@@ -66,6 +66,8 @@ CpuFeatures detect() {
     f.avx2 = bit(r7.b, 5);
     f.avx512f = bit(r7.b, 16);
     f.avx512bw = bit(r7.b, 30);
+    f.avx512dq = bit(r7.b, 17);
+    f.avx512vl = bit(r7.b, 31);
     if (r7.a >= 1) f.avx512bf16 = bit(cpuid(7, 1).a, 5);
   }
   if (cpuid(0x80000000u).a >= 0x80000004u) {
@@ -126,6 +128,11 @@ void setActiveIsa(CpuIsa isa) {
              std::string("Expected a CPU that supports the requested ISA but received one without ") +
                  isaName(isa) + " (needs avx2, fma, f16c and OS ymm support)");
   isaSlot().store(isa, std::memory_order_relaxed);
+}
+
+bool avx512KernelsSupported() {
+  const CpuFeatures& f = cpuFeatures();
+  return f.osAvx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx2 && f.fma && f.f16c;
 }
 
 }  // namespace nd

@@ -13,7 +13,7 @@ struct CpuFeatures {
   // check osAvx / osAvx512 before using ymm / zmm registers.
   bool sse2 = false, sse41 = false, sse42 = false;
   bool avx = false, avx2 = false, fma = false, f16c = false;
-  bool avx512f = false, avx512bw = false, avx512bf16 = false;
+  bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false, avx512bf16 = false;
   bool osAvx = false;     // OSXSAVE set and XCR0 says the OS saves xmm and ymm state
   bool osAvx512 = false;  // osAvx and XCR0 also covers opmask and the full zmm state
 };
@@ -27,6 +27,9 @@ enum class CpuIsa { Baseline, Avx2 };
 // env ND_CPU_ISA=baseline (ND_CPU_ISA=avx2 on a CPU without it falls back to baseline; other values
 // are ignored). Safe to call from any thread.
 CpuIsa activeIsa();
+// True when this CPU and OS can run the *_avx512.cpp kernels: AVX-512 F/BW/DQ/VL (what those files are
+// compiled for) plus AVX2/FMA/F16C, with zmm state enabled. Callers also honour activeIsa().
+bool avx512KernelsSupported();
 // True when this CPU (and OS) can run `isa`.
 bool isaSupported(CpuIsa isa);
 const char* isaName(CpuIsa isa);  // "baseline" / "avx2"

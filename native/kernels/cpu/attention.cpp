@@ -8,9 +8,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -43,17 +40,6 @@ bool validate(const float* qkv, int64_t batch, int64_t tokens, int64_t heads, in
 void runTasks(ThreadPool* pool, int64_t tasks, const std::function<void(int64_t, int64_t)>& fn) {
   if (pool) pool->parallelFor(tasks, 1, fn);
   else fn(0, tasks);
-}
-
-bool cpuHasAvx512DqVl() {
-#if defined(__x86_64__) || defined(__i386__)
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_max(0, nullptr) < 7) return false;
-  __cpuid_count(7, 0, a, b, c, d);
-  return ((b >> 17) & 1u) && ((b >> 31) & 1u);  // AVX512DQ, AVX512VL
-#else
-  return false;
-#endif
 }
 
 // ---- portable flash path: query blocks of kQB rows, key tiles of kKT, online softmax in f32 -------
@@ -131,8 +117,7 @@ void attentionPortable(const float* qkv, int64_t batch, int64_t tokens, int64_t 
 
 bool attentionAvx512Supported() {
   static const bool ok = [] {
-    const CpuFeatures& f = cpuFeatures();
-    return attentionAvx512Compiled() && f.osAvx512 && f.avx512f && f.avx512bw && cpuHasAvx512DqVl();
+    return attentionAvx512Compiled() && avx512KernelsSupported();
   }();
   return ok;
 }

@@ -14,10 +14,6 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/gelu_tanh.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#define ND_GEMM_X86 1
-#endif
 
 namespace nd {
 
@@ -27,22 +23,9 @@ using detail::GemmArgs;
 using detail::GemmKernels;
 using detail::GemmPath;
 
-// cpuFeatures() has no DQ / VL bits; the AVX-512 file is compiled with both, so check them here.
-bool avx512DqVl() {
-#if defined(ND_GEMM_X86)
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_max(0, nullptr) < 7) return false;
-  __cpuid_count(7, 0, a, b, c, d);
-  return ((b >> 17) & 1u) && ((b >> 31) & 1u);
-#else
-  return false;
-#endif
-}
-
 bool avx512Usable() {
   static const bool ok = [] {
-    const CpuFeatures& f = cpuFeatures();
-    return f.osAvx512 && f.avx512f && f.avx512bw && f.fma && f.f16c && f.avx2 && avx512DqVl();
+    return avx512KernelsSupported();
   }();
   return ok;
 }

@@ -15,8 +15,7 @@ namespace nd {
 
 namespace mk {
 bool modelKernelsUseAvx512() {
-  const CpuFeatures& f = cpuFeatures();
-  return f.osAvx512 && f.avx512f && f.avx512bw && activeIsa() != CpuIsa::Baseline;
+  return avx512KernelsSupported() && activeIsa() != CpuIsa::Baseline;
 }
 }  // namespace mk
 
