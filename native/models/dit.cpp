@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -32,10 +33,10 @@ const char* ditLayoutName(DitLayout l) noexcept {
 }
 
 void LinearLayer::apply(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, GemmEpilogue epilogue,
-                        ThreadPool* pool, bool accumulate) const {
+                        ThreadPool* pool) const {
   int64_t col = 0;
   for (const GemmWeight& w : parts) {
-    linearCpu(x, m, ldx, w, bias.empty() ? nullptr : bias.data() + col, y + col, ldy, accumulate, epilogue, pool);
+    linearCpu(x, m, ldx, w, bias.empty() ? nullptr : bias.data() + col, y + col, ldy, false, epilogue, pool);
     col += w.n;
   }
 }
@@ -54,7 +55,6 @@ class WeightSource {
  public:
   explicit WeightSource(const io::SafetensorsFile& f) : f_(f) {}
 
-  bool has(const std::string& name) const { return f_.find(name) != nullptr; }
   const io::StTensorInfo& need(const std::string& name, const Shape& shape) {
     const io::StTensorInfo* t = f_.find(name);
     ND_REQUIRE(t != nullptr, Model, "The model file lacks the tensor '" + name + "' (expected shape " + shapeText(shape) + ")");
@@ -101,8 +101,6 @@ class WeightSource {
     for (const io::StTensorInfo& t : f_.header().tensors)
       ND_REQUIRE(used_.count(t.name) != 0, Model, "The model file has an unexpected tensor '" + t.name + "' " + shapeText(t.shape));
   }
-  const io::SafetensorsFile& file() const { return f_; }
-
  private:
   GemmWeight gemmWeight(const io::StTensorInfo& t, int64_t n, int64_t k, std::vector<std::vector<uint8_t>>& owned) {
     checkFloat(t);
@@ -462,6 +460,17 @@ int64_t DitModel::activationBytes(int64_t n, int64_t h, int64_t w) const {
   return floats * int64_t(sizeof(float));
 }
 
+std::shared_ptr<const std::vector<float>> DitModel::positionTable(int64_t gh, int64_t gw) const {
+  std::lock_guard<std::mutex> lock(posMutex_);
+  if (!pos_ || posGrid_ != std::make_pair(gh, gw)) {
+    auto table = std::make_shared<std::vector<float>>(static_cast<size_t>(gh * gw * config_.hidden));
+    sincosPosEmbed2d(gh, gw, config_.hidden, table->data());
+    pos_ = std::move(table);
+    posGrid_ = {gh, gw};
+  }
+  return pos_;
+}
+
 void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const float* t, const int64_t* y, float* out,
                        ThreadPool* pool, DitRouting* routing) const {
   checkInputs(n, h, w, t, y);
@@ -478,11 +487,10 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
   patchifyCpu(x, n, c.inChannels, h, w, p, big.data(), pool);
   patchEmbed_.apply(big.data(), rows, c.inChannels * p * p, hs, D, GemmEpilogue::None, pool);
   {
-    std::vector<float> pos(static_cast<size_t>(T * D));
-    sincosPosEmbed2d(gh, gw, D, pos.data());
+    std::shared_ptr<const std::vector<float>> pos = positionTable(gh, gw);
     for (int64_t i = 0; i < n; ++i) {
       float* row = hs + i * T * D;
-      for (int64_t j = 0; j < T * D; ++j) row[j] += pos[size_t(j)];
+      for (int64_t j = 0; j < T * D; ++j) row[j] += (*pos)[size_t(j)];
     }
   }
 

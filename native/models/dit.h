@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,7 +72,7 @@ struct LinearLayer {
   int64_t n = 0, k = 0;
   // y[m, n] (row stride ldy) = x[m, k] (row stride ldx) Wᵀ + bias.
   void apply(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, GemmEpilogue epilogue,
-             ThreadPool* pool, bool accumulate = false) const;
+             ThreadPool* pool) const;
 };
 
 struct DitBlockWeights {
@@ -108,6 +109,8 @@ class DitModel {
  private:
   DitModel() = default;
   void checkInputs(int64_t n, int64_t h, int64_t w, const float* t, const int64_t* y) const;
+  // The sin-cos position table of a gh x gw grid, kept for the last grid used (sampling reuses one).
+  std::shared_ptr<const std::vector<float>> positionTable(int64_t gh, int64_t gw) const;
 
   DitConfig config_;
   std::shared_ptr<io::SafetensorsFile> file_;  // the mapping the weights point into
@@ -118,6 +121,9 @@ class DitModel {
   const void* classTable_ = nullptr;
   DType classTableDType_ = DType::F32;
   std::vector<DitBlockWeights> blocks_;
+  mutable std::mutex posMutex_;
+  mutable std::shared_ptr<const std::vector<float>> pos_;
+  mutable std::pair<int64_t, int64_t> posGrid_{0, 0};
 };
 
 }  // namespace nd::models
