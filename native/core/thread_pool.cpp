@@ -161,4 +161,9 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, const std::function<void(
   }
 }
 
+void parallelForOrInline(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool && n > grain) pool->parallelFor(n, grain, fn);
+  else fn(0, n);
+}
+
 }  // namespace nd

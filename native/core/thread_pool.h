@@ -41,6 +41,10 @@ class ThreadPool {
   bool stop_ = false;
 };
 
+// pool->parallelFor(n, grain, fn) when there is a pool and more than one grain of work, else fn(0, n)
+// on the calling thread (small inputs do not wake the workers).
+void parallelForOrInline(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
 // Number of logical CPUs this process may run on (sched_getaffinity, not the machine total).
 int availableCpus();
 // Their ids, in order (what virtual devices are pinned to).

@@ -19,11 +19,6 @@ int64_t moeCapacity(const MoeOptions& options, int64_t tokens, int64_t experts) 
 
 namespace {
 
-void parallelRows(ThreadPool* pool, int64_t rows, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  if (pool && rows > grain) pool->parallelFor(rows, grain, fn);
-  else fn(0, rows);
-}
-
 // out[m, dim] = down(silu(gate x) * up x); scratch holds m * 3 * hidden floats.
 void swigluExpert(const float* x, int64_t m, int64_t dim, const SwiGluWeights& w, float* out, bool accumulate,
                   std::vector<float>& scratch, ThreadPool* pool) {
@@ -112,12 +107,12 @@ void moeForwardCpu(const float* z, int64_t batch, int64_t tokens, const MoeLayer
     const int64_t* asg = order.data() + offset[size_t(e)];
     gathered.resize(static_cast<size_t>(n * D));
     result.resize(static_cast<size_t>(n * D));
-    parallelRows(pool, n, 64, [&](int64_t b, int64_t en) {
+    parallelForOrInline(pool, n, 64, [&](int64_t b, int64_t en) {
       for (int64_t i = b; i < en; ++i)
         std::memcpy(gathered.data() + i * D, z + (asg[i] / K) * D, size_t(D) * sizeof(float));
     });
     swigluExpert(gathered.data(), n, D, weights.experts[size_t(e)], result.data(), false, scratch, pool);
-    parallelRows(pool, n, 64, [&](int64_t b, int64_t en) {
+    parallelForOrInline(pool, n, 64, [&](int64_t b, int64_t en) {
       for (int64_t i = b; i < en; ++i)
         std::memcpy(routed.data() + asg[i] * D, result.data() + i * D, size_t(D) * sizeof(float));
     });
@@ -129,7 +124,7 @@ void moeForwardCpu(const float* z, int64_t batch, int64_t tokens, const MoeLayer
   } else {
     std::memset(out, 0, size_t(rows * D) * sizeof(float));
   }
-  parallelRows(pool, rows, 16, [&](int64_t b, int64_t en) {
+  parallelForOrInline(pool, rows, 16, [&](int64_t b, int64_t en) {
     for (int64_t r = b; r < en; ++r) {
       float* o = out + r * D;
       for (int64_t s = 0; s < K; ++s) {

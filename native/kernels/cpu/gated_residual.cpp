@@ -38,10 +38,7 @@ void gatedResidualCpu(float* h, const float* y, int64_t batch, int64_t tokens, i
       mk::gatedResidualRows(h, y, r0, r1, tokens, dim, gate, gateStride);
   };
   int64_t grain = std::max<int64_t>(1, 32768 / dim);
-  if (pool && rows > grain)
-    pool->parallelFor(rows, grain, body);
-  else
-    body(0, rows);
+  parallelForOrInline(pool, rows, grain, body);
 }
 
 void gatedResidualReference(float* h, const float* y, int64_t batch, int64_t tokens, int64_t dim,

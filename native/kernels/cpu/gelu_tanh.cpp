@@ -25,10 +25,7 @@ void geluTanhCpu(const float* x, float* out, int64_t n, ThreadPool* pool) {
       mk::geluRange(x + b, out + b, e - b);
   };
   constexpr int64_t kGrain = 16384;
-  if (pool && n > kGrain)
-    pool->parallelFor(n, kGrain, body);
-  else
-    body(0, n);
+  parallelForOrInline(pool, n, kGrain, body);
 }
 
 void geluTanhReference(const float* x, float* out, int64_t n) {

@@ -43,10 +43,7 @@ void headLayerNormCpu(float* qkv, int64_t rows, int64_t heads, int64_t headDim, 
       mk::headLayerNormRows(qkv, r0, r1, heads, headDim, qWeight, qBias, kWeight, kBias, eps);
   };
   int64_t grain = std::max<int64_t>(1, 8192 / (2 * heads * headDim));
-  if (pool && rows > grain)
-    pool->parallelFor(rows, grain, body);
-  else
-    body(0, rows);
+  parallelForOrInline(pool, rows, grain, body);
 }
 
 void headLayerNormReference(float* qkv, int64_t rows, int64_t heads, int64_t headDim, const float* qWeight,

@@ -50,10 +50,7 @@ void layerNormModulateCpu(const float* x, int64_t batch, int64_t tokens, int64_t
       mk::layerNormModulateRows(x, r0, r1, tokens, dim, shift, scale, modStride, eps, out);
   };
   int64_t grain = std::max<int64_t>(1, 16384 / dim);
-  if (pool && rows > grain)
-    pool->parallelFor(rows, grain, body);
-  else
-    body(0, rows);
+  parallelForOrInline(pool, rows, grain, body);
 }
 
 void layerNormModulateReference(const float* x, int64_t batch, int64_t tokens, int64_t dim,

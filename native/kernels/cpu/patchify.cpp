@@ -52,10 +52,7 @@ void patchifyCpu(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int
     }
   };
   int64_t units = n * gh, grain = gridRowGrain(c, w, p);
-  if (pool && units > grain)
-    pool->parallelFor(units, grain, body);
-  else
-    body(0, units);
+  parallelForOrInline(pool, units, grain, body);
 }
 
 void unpatchifyCpu(const float* tokens, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, float* out,
@@ -79,10 +76,7 @@ void unpatchifyCpu(const float* tokens, int64_t n, int64_t c, int64_t h, int64_t
     }
   };
   int64_t units = n * gh, grain = gridRowGrain(c, w, p);
-  if (pool && units > grain)
-    pool->parallelFor(units, grain, body);
-  else
-    body(0, units);
+  parallelForOrInline(pool, units, grain, body);
 }
 
 void patchifyReference(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, float* out) {

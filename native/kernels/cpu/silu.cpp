@@ -23,10 +23,7 @@ void siluCpu(const float* x, float* out, int64_t n, ThreadPool* pool) {
       mk::siluRange(x + b, out + b, e - b);
   };
   constexpr int64_t kGrain = 16384;
-  if (pool && n > kGrain)
-    pool->parallelFor(n, kGrain, body);
-  else
-    body(0, n);
+  parallelForOrInline(pool, n, kGrain, body);
 }
 
 void siluReference(const float* x, float* out, int64_t n) {

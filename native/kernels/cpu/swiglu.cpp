@@ -40,10 +40,7 @@ void swigluCpu(const float* in, int64_t rows, int64_t hidden, int64_t ldIn, floa
       mk::swigluRows(in, r0, r1, hidden, ldIn, out, ldOut);
   };
   int64_t grain = std::max<int64_t>(1, 16384 / hidden);
-  if (pool && rows > grain)
-    pool->parallelFor(rows, grain, body);
-  else
-    body(0, rows);
+  parallelForOrInline(pool, rows, grain, body);
 }
 
 void swigluReference(const float* in, int64_t rows, int64_t hidden, int64_t ldIn, float* out,

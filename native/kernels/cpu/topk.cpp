@@ -61,10 +61,7 @@ void softmaxRowsCpu(const float* logits, int64_t rows, int64_t cols, float* prob
     }
   };
   int64_t grain = std::max<int64_t>(1, 4096 / cols);
-  if (pool && rows > grain)
-    pool->parallelFor(rows, grain, body);
-  else
-    body(0, rows);
+  parallelForOrInline(pool, rows, grain, body);
 }
 
 void softmaxRowsReference(const float* logits, int64_t rows, int64_t cols, float* probs) {
@@ -104,10 +101,7 @@ void topkCpu(const float* scores, int64_t rows, int64_t cols, int64_t k, int32_t
     }
   };
   int64_t grain = std::max<int64_t>(1, 4096 / (cols * std::min<int64_t>(k, 8)));
-  if (pool && rows > grain)
-    pool->parallelFor(rows, grain, body);
-  else
-    body(0, rows);
+  parallelForOrInline(pool, rows, grain, body);
 }
 
 void topkReference(const float* scores, int64_t rows, int64_t cols, int64_t k, int32_t* idx, float* val) {
