@@ -28,3 +28,10 @@ export {
   type ModelLayout, type LoadModelOptions, type ModelConfig, type RoutingLayerStats, type RoutingRecord,
   type ForwardOptions, type ModelDenoiserOptions, type TimestepExpert, type GemmRateOptions,
 } from './models.js';
+export { ImageBatch, encodePNG, type ImageGridOptions } from './image.js';
+export { loadClassifier, ImageClassifier, DEFAULT_CLASSIFIER } from './classifier.js';
+export {
+  Pipeline, DEFAULT_MODEL, listBuiltinModels, resolveModelSource,
+  type ModelCard, type BuiltinModelInfo, type PipelineLoadOptions, type GenerateOptions, type GenerateResult, type GenerateStats,
+  type StepInfo, type TimestepExpertSpec,
+} from './pipeline.js';

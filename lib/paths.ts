@@ -12,3 +12,8 @@ export function packageRoot(): string {
   }
   return join(dirname(fileURLToPath(import.meta.url)), '..');
 }
+
+/** A file of the models shipped with the package (`builtin:<name>` resolves here). */
+export function builtinModelPath(file: string): string {
+  return join(packageRoot(), 'models', file);
+}

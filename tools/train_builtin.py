@@ -11,6 +11,7 @@ script writes load with `loadModel()` / `Pipeline.load()` unchanged.
   /usr/bin/python3 tools/train_builtin.py dit --minutes 30 --out models
   /usr/bin/python3 tools/train_builtin.py moe --minutes 30 --out models
   /usr/bin/python3 tools/train_builtin.py classifier --out models
+  python3 tools/train_builtin.py dit --device cuda --steps N --out models   # on a GPU
 
 A run is bounded by --steps (and, optionally, --minutes as a wall-clock cap; then the number of steps
 reached is written into the model card, and a rerun with --steps set to it reproduces the weights).
@@ -124,7 +125,7 @@ def load_safetensors(path):
 # ---------------------------------------------------------------------------------------------------
 def timestep_embedding(t, dim=256):
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     a = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(a), torch.sin(a)], dim=1)
 
@@ -360,14 +361,19 @@ def train_diffusion(key, args):
     model = Dit(spec["C"], spec["D"], spec["depth"], spec["heads"], spec["patch"], spec["classes"], spec["mlp_ratio"], spec["moe"])
     ema = Dit(spec["C"], spec["D"], spec["depth"], spec["heads"], spec["patch"], spec["classes"], spec["mlp_ratio"], spec["moe"])
     ema.load_state_dict(model.state_dict())
+    dev = torch.device(args.device)
+    model.to(dev)
+    ema.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    ab = alphas_cumprod()
+    ab = alphas_cumprod().to(dev)
     t0, step, log = time.time(), 0, []
     while step < args.steps and (args.minutes is None or time.time() - t0 < 60 * args.minutes):
         x0, y = batch(gen, args.batch)
         y = torch.where(torch.rand(y.shape, generator=gen) < 0.1, torch.full_like(y, spec["classes"]), y)  # CFG dropout
         t = torch.randint(0, 1000, (args.batch,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
+        # the data and the noise are drawn on the CPU (one generator), so a GPU run sees the same batches
+        x0, y, t, noise = x0.to(dev), y.to(dev), t.to(dev), noise.to(dev)
         a = ab[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         loss = F.mse_loss(model(xt, t, y), noise)
@@ -389,7 +395,7 @@ def train_diffusion(key, args):
             log.append(dict(step=step, loss=round(loss.item(), 5), aux=round(float(aux), 4), seconds=round(el, 1)))
             print(f"[{key}] step {step} loss {loss.item():.4f} aux {float(aux):.3f} {el:.0f}s", flush=True)
     elapsed = time.time() - t0
-    return spec, ema, step, elapsed, log
+    return spec, ema.cpu(), step, elapsed, log
 
 
 def save_model(key, spec, ema, steps, elapsed, log, args):
@@ -494,6 +500,7 @@ def main():
     ap.add_argument("--dtype", choices=["f32", "f16"], default="f16")
     ap.add_argument("--classifier-steps", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda with a CUDA build of PyTorch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.what in ("all", "classifier"):
