@@ -33,10 +33,10 @@ const char* ditLayoutName(DitLayout l) noexcept {
 }
 
 void LinearLayer::apply(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, GemmEpilogue epilogue,
-                        ThreadPool* pool) const {
+                        ThreadPool* pool, GemmRows rows) const {
   int64_t col = 0;
   for (const GemmWeight& w : parts) {
-    linearCpu(x, m, ldx, w, bias.empty() ? nullptr : bias.data() + col, y + col, ldy, false, epilogue, pool);
+    linearCpu(x, m, ldx, w, bias.empty() ? nullptr : bias.data() + col, y + col, ldy, false, epilogue, pool, rows);
     col += w.n;
   }
 }
@@ -475,6 +475,10 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
                        ThreadPool* pool, DitRouting* routing) const {
   checkInputs(n, h, w, t, y);
   const DitConfig& c = config_;
+  // Batch invariance: every GEMM names its kernel, so that a sample's output has the same bits in
+  // any batch. Token layers (m = n x tokens) take the tiled kernel; the per-sample conditioning
+  // layers (m = n, at most a few dozen rows) the streaming one, which reads each weight once.
+  constexpr GemmRows kTokens = GemmRows::Tiled, kSamples = GemmRows::Streamed;
   const int64_t p = c.patch, D = c.hidden, gh = h / p, gw = w / p, T = gh * gw, rows = n * T;
   const int64_t hd = D / c.heads;
   const int64_t wide = std::max({3 * D, c.mlpHidden, c.inChannels * p * p, p * p * c.outChannels});
@@ -485,7 +489,7 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
 
   // Tokens: patch embedding plus the position table of this grid.
   patchifyCpu(x, n, c.inChannels, h, w, p, big.data(), pool);
-  patchEmbed_.apply(big.data(), rows, c.inChannels * p * p, hs, D, GemmEpilogue::None, pool);
+  patchEmbed_.apply(big.data(), rows, c.inChannels * p * p, hs, D, GemmEpilogue::None, pool, kTokens);
   {
     std::shared_ptr<const std::vector<float>> pos = positionTable(gh, gw);
     for (int64_t i = 0; i < n; ++i) {
@@ -497,9 +501,9 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
   // Conditioning c = t_emb + y_emb, and silu(c) for every adaLN Linear.
   std::vector<float> freq(static_cast<size_t>(n * c.freqDim)), t1(static_cast<size_t>(n * D)), cond(static_cast<size_t>(n * D)), sc(static_cast<size_t>(n * D));
   timestepEmbedding(t, n, c.freqDim, 10000.0, c.freqShift, freq.data());
-  tMlp0_.apply(freq.data(), n, c.freqDim, t1.data(), D, GemmEpilogue::None, pool);
+  tMlp0_.apply(freq.data(), n, c.freqDim, t1.data(), D, GemmEpilogue::None, pool, kSamples);
   siluCpu(t1.data(), t1.data(), n * D, pool);
-  tMlp2_.apply(t1.data(), n, D, cond.data(), D, GemmEpilogue::None, pool);
+  tMlp2_.apply(t1.data(), n, D, cond.data(), D, GemmEpilogue::None, pool, kSamples);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t label = y[i];
     float* ci = cond.data() + i * D;
@@ -530,33 +534,33 @@ void DitModel::forward(const float* x, int64_t n, int64_t h, int64_t w, const fl
   for (int64_t i = 0; i < c.depth; ++i) {
     const DitBlockWeights& b = blocks_[size_t(i)];
     const float* md = mods.data();
-    b.adaLN.apply(sc.data(), n, D, mods.data(), 6 * D, GemmEpilogue::None, pool);
+    b.adaLN.apply(sc.data(), n, D, mods.data(), 6 * D, GemmEpilogue::None, pool, kSamples);
     // h += gate_msa * Attn(modulate(LN(h), shift_msa, scale_msa))
     layerNormModulateCpu(hs, n, T, D, md, md + D, 6 * D, float(c.normEps), z, pool);
-    b.qkv.apply(z, rows, D, big.data(), 3 * D, GemmEpilogue::None, pool);
+    b.qkv.apply(z, rows, D, big.data(), 3 * D, GemmEpilogue::None, pool, kTokens);
     if (c.qkNorm)
       headLayerNormCpu(big.data(), rows, c.heads, hd, b.qNormW.data(), b.qNormB.data(), b.kNormW.data(),
                        b.kNormB.data(), 1e-6f, pool);
     attentionCpu(big.data(), n, T, c.heads, hd, attnScale, z, pool);
-    b.proj.apply(z, rows, D, yb, D, GemmEpilogue::None, pool);
+    b.proj.apply(z, rows, D, yb, D, GemmEpilogue::None, pool, kTokens);
     gatedResidualCpu(hs, yb, n, T, D, md + 2 * D, 6 * D, pool);
     // h += gate_mlp * MLP(modulate(LN(h), shift_mlp, scale_mlp))
     layerNormModulateCpu(hs, n, T, D, md + 3 * D, md + 4 * D, 6 * D, float(c.mlpNormEps), z, pool);
     if (c.family == "dit-moe") {
       moeForwardCpu(z, n, T, b.moe, moeOpts, yb, routing ? &(*routing)[size_t(i)] : nullptr, pool);
     } else {
-      b.fc1.apply(z, rows, D, big.data(), c.mlpHidden, GemmEpilogue::GeluTanh, pool);
-      b.fc2.apply(big.data(), rows, c.mlpHidden, yb, D, GemmEpilogue::None, pool);
+      b.fc1.apply(z, rows, D, big.data(), c.mlpHidden, GemmEpilogue::GeluTanh, pool, kTokens);
+      b.fc2.apply(big.data(), rows, c.mlpHidden, yb, D, GemmEpilogue::None, pool, kTokens);
     }
     gatedResidualCpu(hs, yb, n, T, D, md + 5 * D, 6 * D, pool);
   }
 
   // Final layer: modulate(LN(h), shift, scale) -> Linear -> unpatchify.
   std::vector<float> fm(static_cast<size_t>(n * 2 * D));
-  finalAdaLN_.apply(sc.data(), n, D, fm.data(), 2 * D, GemmEpilogue::None, pool);
+  finalAdaLN_.apply(sc.data(), n, D, fm.data(), 2 * D, GemmEpilogue::None, pool, kSamples);
   layerNormModulateCpu(hs, n, T, D, fm.data(), fm.data() + D, 2 * D, float(c.normEps), z, pool);
   const int64_t outW = p * p * c.outChannels;
-  finalLinear_.apply(z, rows, D, big.data(), outW, GemmEpilogue::None, pool);
+  finalLinear_.apply(z, rows, D, big.data(), outW, GemmEpilogue::None, pool, kTokens);
   unpatchifyCpu(big.data(), n, c.outChannels, h, w, p, out, pool);
 }
 

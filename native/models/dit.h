@@ -70,9 +70,10 @@ struct LinearLayer {
   std::vector<GemmWeight> parts;  // concatenated along the output dimension
   std::vector<float> bias;        // n floats, or empty
   int64_t n = 0, k = 0;
-  // y[m, n] (row stride ldy) = x[m, k] (row stride ldx) Wᵀ + bias.
+  // y[m, n] (row stride ldy) = x[m, k] (row stride ldx) Wᵀ + bias. `rows` is never Auto in the
+  // model: a fixed kernel keeps each row's bits independent of the batch (see linearCpu).
   void apply(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, GemmEpilogue epilogue,
-             ThreadPool* pool) const;
+             ThreadPool* pool, GemmRows rows) const;
 };
 
 struct DitBlockWeights {

@@ -19,17 +19,19 @@ int64_t moeCapacity(const MoeOptions& options, int64_t tokens, int64_t experts) 
 
 namespace {
 
-// out[m, dim] = down(silu(gate x) * up x); scratch holds m * 3 * hidden floats.
+// out[m, dim] = down(silu(gate x) * up x); scratch holds m * 3 * hidden floats. m is the number of
+// tokens routed to the expert, which changes with the batch: the tiled kernel at every m keeps a
+// token's bits independent of it (GemmRows::Auto would switch kernels at small m).
 void swigluExpert(const float* x, int64_t m, int64_t dim, const SwiGluWeights& w, float* out, bool accumulate,
                   std::vector<float>& scratch, ThreadPool* pool) {
   const int64_t h = w.hidden;
   scratch.resize(static_cast<size_t>(m * 3 * h));
   float* gu = scratch.data();          // [m, 2h]: gate | up
   float* act = gu + m * 2 * h;         // [m, h]
-  linearCpu(x, m, dim, w.gate, nullptr, gu, 2 * h, false, GemmEpilogue::None, pool);
-  linearCpu(x, m, dim, w.up, nullptr, gu + h, 2 * h, false, GemmEpilogue::None, pool);
+  linearCpu(x, m, dim, w.gate, nullptr, gu, 2 * h, false, GemmEpilogue::None, pool, GemmRows::Tiled);
+  linearCpu(x, m, dim, w.up, nullptr, gu + h, 2 * h, false, GemmEpilogue::None, pool, GemmRows::Tiled);
   swigluCpu(gu, m, h, 2 * h, act, h, pool);
-  linearCpu(act, m, h, w.down, nullptr, out, dim, accumulate, GemmEpilogue::None, pool);
+  linearCpu(act, m, h, w.down, nullptr, out, dim, accumulate, GemmEpilogue::None, pool, GemmRows::Tiled);
 }
 
 }  // namespace
@@ -54,9 +56,10 @@ void moeForwardCpu(const float* z, int64_t batch, int64_t tokens, const MoeLayer
   }
   if (rows == 0) return;
 
-  // Router: probabilities and the top-k per token.
+  // Router: probabilities and the top-k per token (tiled GEMM, as the experts': one flipped bit can
+  // flip a near-tie in the top-k).
   std::vector<float> probs(static_cast<size_t>(rows * E));
-  linearCpu(z, rows, D, weights.router, nullptr, probs.data(), E, false, GemmEpilogue::None, pool);
+  linearCpu(z, rows, D, weights.router, nullptr, probs.data(), E, false, GemmEpilogue::None, pool, GemmRows::Tiled);
   softmaxRowsCpu(probs.data(), rows, E, probs.data(), pool);
   std::vector<int32_t> idx(static_cast<size_t>(rows * K));
   std::vector<float> val(static_cast<size_t>(rows * K));

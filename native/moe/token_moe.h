@@ -4,7 +4,8 @@
 //
 // Execution: tokens are permuted into per-expert groups (stable: by sample, then token), each group
 // runs as two GEMMs (gate|up side by side, then down), and results are combined per token in slot
-// order, so a token's output never depends on which other tokens share its batch.
+// order, so a token's output never depends on which other tokens share its batch, to the bit: every
+// GEMM uses the tiled kernel whatever its row count.
 //
 // Capacity (optional, capacityFactor > 0): per sample and layer each expert takes at most
 // C = ceil(capacityFactor * tokens * k / E) assignments. Assignments are admitted by priority: every

@@ -1,6 +1,7 @@
 // linearCpu against linearReference (double accumulation) on every path this CPU runs (scalar, AVX2,
 // AVX-512): f32/f16/bf16 weights, odd sizes, strided rows (padding filled with NaN, so a read of it
-// shows), bias, accumulate, the GeluTanh epilogue, with and without a pool; argument checks.
+// shows), bias, accumulate, the GeluTanh epilogue, with and without a pool; argument checks. Then
+// batch invariance: with a fixed row mode (Tiled, Streamed) every row has the bits it has alone.
 //
 // Error bound per output: any order of summing k products with f32 roundings (FMA or not) is within
 // gamma = (k + 3) u of the exact value, scaled by S = sum |x_i w_i| + |bias| + |y0| (the 3 covers the
@@ -48,6 +49,7 @@ struct Case {
   DType dtype = DType::F32;
   bool bias = false, accumulate = false, gelu = false, pool = false;
   float xScale = 1.0f;
+  nd::GemmRows rows = nd::GemmRows::Auto;
 };
 
 struct Data {
@@ -112,7 +114,7 @@ int runCase(GemmPath path, const Case& c, uint64_t seed) {
   std::vector<float> ref = d.y0, got = d.y0;
   nd::linearReference(d.x.data(), c.m, d.ldx, d.w, bias, ref.data(), d.ldy, c.accumulate, ep);
   nd::detail::linearCpuPath(path, d.x.data(), c.m, d.ldx, d.w, bias, got.data(), d.ldy, c.accumulate, ep,
-                            c.pool ? &pool2() : nullptr);
+                            c.pool ? &pool2() : nullptr, c.rows);
   int bad = 0;
   for (int64_t i = 0; i < c.m; ++i) {
     for (int64_t j = 0; j < d.ldy && i * d.ldy + j < int64_t(got.size()); ++j) {
@@ -150,9 +152,10 @@ void checkCase(const Case& c, uint64_t seed) {
   for (GemmPath p : paths()) {
     int bad = runCase(p, c, seed);
     if (bad) {
-      std::fprintf(stderr, "  %s: %d bad outputs (m=%lld n=%lld k=%lld pads %lld/%lld/%lld bias=%d acc=%d gelu=%d pool=%d)\n",
+      std::fprintf(stderr, "  %s: %d bad outputs (m=%lld n=%lld k=%lld pads %lld/%lld/%lld bias=%d acc=%d gelu=%d pool=%d rows=%d)\n",
                    nd::detail::gemmPathName(p), bad, (long long)c.m, (long long)c.n, (long long)c.k,
-                   (long long)c.padX, (long long)c.padY, (long long)c.padW, c.bias, c.accumulate, c.gelu, c.pool);
+                   (long long)c.padX, (long long)c.padY, (long long)c.padW, c.bias, c.accumulate, c.gelu, c.pool,
+                   int(c.rows));
     }
     CHECK(bad == 0);
   }
@@ -359,6 +362,115 @@ ND_TEST(gemm_rejects_bad_arguments) {
   CHECK_THROWS_CODE(nd::linearCpu(nullptr, 2, 4, w, nullptr, y, 2, false, GemmEpilogue::None, nullptr), Arg);
   for (GemmPath p : paths())
     CHECK_THROWS_CODE(nd::detail::linearCpuPath(p, x, 2, 3, w, nullptr, y, 2, false, GemmEpilogue::None, nullptr), Arg);
+}
+
+// ---- batch invariance -------------------------------------------------------------------------------
+
+const char* rowsName(nd::GemmRows r) {
+  switch (r) {
+    case nd::GemmRows::Auto: return "auto";
+    case nd::GemmRows::Tiled: return "tiled";
+    case nd::GemmRows::Streamed: return "streamed";
+  }
+  return "?";
+}
+
+// The fixed row modes compute right, at every m (Tiled below the streaming threshold, Streamed
+// above it and past one row group).
+ND_TEST(gemm_row_modes_match_reference) {
+  int idx = 0;
+  for (nd::GemmRows rows : {nd::GemmRows::Tiled, nd::GemmRows::Streamed})
+    for (int64_t m : {int64_t(1), int64_t(3), int64_t(8), int64_t(9), int64_t(40), int64_t(65), int64_t(150)}) {
+      Case c;
+      c.m = m;
+      c.n = (idx % 2) ? 97 : 50;
+      c.k = (idx % 3) ? 401 : 33;
+      c.padX = idx % 2 ? 3 : 0;
+      c.padY = idx % 3 ? 2 : 0;
+      c.dtype = idx % 3 == 0 ? DType::F32 : idx % 3 == 1 ? DType::F16 : DType::BF16;
+      c.bias = idx % 2 == 0;
+      c.accumulate = idx % 4 == 1;
+      c.gelu = idx % 4 == 3;
+      c.xScale = c.gelu ? 4.0f : 1.0f;
+      c.pool = idx % 2 == 1;
+      c.rows = rows;
+      checkCase(c, 6000 + uint64_t(idx++));
+    }
+}
+
+// Row i of an m-row call equals, bit for bit, the same row computed alone (m = 1), for every m in
+// 1..40 and some larger ones (the pool then also splits m), on every path, in the two modes that
+// promise it: partial row tiles, row groups of the streaming kernel and the thread split must not
+// change a row's arithmetic. (Auto does not promise it: it switches kernels at K.smallM.)
+ND_TEST(gemm_rows_bitwise_independent_of_m) {
+  struct Shape {
+    int64_t n, k;
+  };
+  // n not a multiple of 16 or 48, or smaller than one panel; k odd, below and beyond one depth block.
+  const Shape shapes[] = {{1, 7}, {5, 33}, {16, 64}, {47, 130}, {50, 401}, {97, 17}, {40, 300}};
+  const int64_t bigM[] = {41, 57, 64, 65, 100, 131, 200};
+  std::vector<int64_t> ms;
+  for (int64_t m = 1; m <= 40; ++m) ms.push_back(m);
+  for (int64_t m : bigM) ms.push_back(m);
+  const int64_t maxM = 200;
+  int idx = 0;
+  for (GemmPath p : paths())
+    for (nd::GemmRows rows : {nd::GemmRows::Tiled, nd::GemmRows::Streamed})
+      for (DType dt : {DType::F32, DType::F16, DType::BF16})
+        for (const Shape& sh : shapes) {
+          const int variant = idx++;
+          Case c;
+          c.m = maxM;
+          c.n = sh.n;
+          c.k = sh.k;
+          c.padX = variant % 2 ? 3 : 0;
+          c.padY = variant % 3 ? 1 : 0;
+          c.padW = variant % 5 == 0 ? 2 : 0;
+          c.dtype = dt;
+          c.bias = variant % 3 != 1;
+          c.accumulate = variant % 4 == 1;
+          c.gelu = variant % 4 == 3;
+          c.xScale = c.gelu ? 4.0f : 1.0f;
+          Data d = makeData(c, 7000 + uint64_t(variant));
+          const float* bias = c.bias ? d.bias.data() : nullptr;
+          const GemmEpilogue ep = c.gelu ? GemmEpilogue::GeluTanh : GemmEpilogue::None;
+          for (bool threaded : {false, true}) {
+            nd::ThreadPool* pool = threaded ? &pool2() : nullptr;
+            // Each row alone; y starts from that row of y0 (it matters when accumulating).
+            std::vector<float> alone(size_t(maxM * c.n));
+            for (int64_t i = 0; i < maxM; ++i) {
+              std::vector<float> yi(d.y0.begin() + i * d.ldy, d.y0.begin() + i * d.ldy + c.n);
+              nd::detail::linearCpuPath(p, d.x.data() + i * d.ldx, 1, d.ldx, d.w, bias, yi.data(), c.n,
+                                        c.accumulate, ep, pool, rows);
+              std::memcpy(alone.data() + i * c.n, yi.data(), size_t(c.n) * sizeof(float));
+            }
+            int bad = 0;
+            for (int64_t m : ms) {
+              std::vector<float> y(d.y0.begin(), d.y0.begin() + ((m - 1) * d.ldy + c.n));
+              nd::detail::linearCpuPath(p, d.x.data(), m, d.ldx, d.w, bias, y.data(), d.ldy, c.accumulate, ep,
+                                        pool, rows);
+              for (int64_t i = 0; i < m; ++i)
+                if (std::memcmp(y.data() + i * d.ldy, alone.data() + i * c.n, size_t(c.n) * sizeof(float)) != 0) {
+                  if (bad < 3)
+                    std::fprintf(stderr, "  %s %s %s n=%lld k=%lld pool=%d: row %lld of m=%lld differs from it alone\n",
+                                 nd::detail::gemmPathName(p), rowsName(rows), nd::dtypeName(dt), (long long)c.n,
+                                 (long long)c.k, int(threaded), (long long)i, (long long)m);
+                  ++bad;
+                }
+            }
+            CHECK(bad == 0);
+          }
+        }
+}
+
+// The row mode changes the kernel, never the contract: bad values are rejected.
+ND_TEST(gemm_rows_rejects_unknown_mode) {
+  float x[8] = {}, wv[8] = {}, y[8] = {};
+  GemmWeight w;
+  w.data = wv;
+  w.n = 2;
+  w.k = 4;
+  CHECK_THROWS_CODE(nd::linearCpu(x, 2, 4, w, nullptr, y, 2, false, GemmEpilogue::None, nullptr, nd::GemmRows(9)), Arg);
 }
 
 ND_TEST_MAIN()

@@ -89,17 +89,30 @@ float* packScratch(int64_t floats) {
   return buf.get();
 }
 
-void runVector(const GemmKernels& K, const GemmArgs& a, ThreadPool* pool) {
+void runVector(const GemmKernels& K, const GemmArgs& a, ThreadPool* pool, GemmRows rows) {
   // Below ~64k multiply-adds a fork/join costs more than it saves.
   double work = double(a.m) * double(a.n) * double(a.k);
   if (work < 65536.0) pool = nullptr;
   int threads = pool ? pool->threads() : 1;
 
-  if (a.m <= K.smallM) {
-    // Weight-streaming kernel: each W row is read once per group of x rows; split n.
-    const int64_t unit = 16;
+  if (rows == GemmRows::Streamed || (rows == GemmRows::Auto && a.m <= K.smallM)) {
+    // Weight-streaming kernel: each W row is read once per group of x rows; split n. Many rows
+    // (Streamed) go in groups of `group` within each unit of columns, so that the unit's W rows and
+    // the group's x rows both stay in cache; the kernel does the same arithmetic for a row in any
+    // group, so the grouping changes no bits.
+    const int64_t unit = 16, group = 64;
     int64_t units = (a.n + unit - 1) / unit;
-    auto body = [&](int64_t b, int64_t e) { K.smallBlock(a, b * unit, std::min(a.n, e * unit)); };
+    auto body = [&](int64_t b, int64_t e) {
+      if (a.m <= group) return K.smallBlock(a, b * unit, std::min(a.n, e * unit));
+      for (int64_t u = b; u < e; ++u)
+        for (int64_t i0 = 0; i0 < a.m; i0 += group) {
+          GemmArgs g = a;
+          g.x = a.x + i0 * a.ldx;
+          g.y = a.y + i0 * a.ldy;
+          g.m = std::min(group, a.m - i0);
+          K.smallBlock(g, u * unit, std::min(a.n, (u + 1) * unit));
+        }
+    };
     if (pool)
       pool->parallelFor(units, 1, body);
     else
@@ -157,7 +170,7 @@ void scalarRun(const GemmArgs& a, ThreadPool* pool) {
 
 // Checks the arguments; false when there is nothing to compute (m == 0 or n == 0).
 bool prepare(const float* x, int64_t m, int64_t ldx, const GemmWeight& w, const float* bias, float* y,
-             int64_t ldy, bool accumulate, GemmEpilogue epilogue, GemmArgs& out) {
+             int64_t ldy, bool accumulate, GemmEpilogue epilogue, GemmRows rows, GemmArgs& out) {
   ND_REQUIRE(w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16, DType,
              std::string("linearCpu: weight dtype must be f32, f16 or bf16, received ") + dtypeName(w.dtype));
   ND_REQUIRE(m >= 0, Arg, "linearCpu: m must be >= 0, received " + std::to_string(m));
@@ -166,6 +179,8 @@ bool prepare(const float* x, int64_t m, int64_t ldx, const GemmWeight& w, const 
                  std::to_string(w.k) + "]");
   ND_REQUIRE(epilogue == GemmEpilogue::None || epilogue == GemmEpilogue::GeluTanh, Arg,
              "linearCpu: unknown epilogue " + std::to_string(int(epilogue)));
+  ND_REQUIRE(rows == GemmRows::Auto || rows == GemmRows::Tiled || rows == GemmRows::Streamed, Arg,
+             "linearCpu: unknown row mode " + std::to_string(int(rows)));
   ND_REQUIRE(!(accumulate && epilogue == GemmEpilogue::GeluTanh), Arg,
              "linearCpu: the GeluTanh epilogue cannot be combined with accumulate");
   int64_t ldw = w.ld == 0 ? w.k : w.ld;
@@ -189,11 +204,13 @@ void emptyProduct(const GemmArgs& a) {
     for (int64_t j = 0; j < a.n; ++j) a.y[i * a.ldy + j] = finishValue(a, i, j, 0.0f);
 }
 
-void run(GemmPath path, const GemmArgs& a, ThreadPool* pool) {
+// The scalar path has one kernel, with one summation order for every row whatever m is: it has no
+// use for the row mode.
+void run(GemmPath path, const GemmArgs& a, ThreadPool* pool, GemmRows rows) {
   if (a.k == 0) return emptyProduct(a);
   switch (path) {
-    case GemmPath::Avx512: return runVector(detail::gemmKernelsAvx512(), a, pool);
-    case GemmPath::Avx2: return runVector(detail::gemmKernelsAvx2(), a, pool);
+    case GemmPath::Avx512: return runVector(detail::gemmKernelsAvx512(), a, pool, rows);
+    case GemmPath::Avx2: return runVector(detail::gemmKernelsAvx2(), a, pool, rows);
     case GemmPath::Scalar: return scalarRun(a, pool);
   }
 }
@@ -227,27 +244,27 @@ const char* gemmPathName(GemmPath path) {
 
 void linearCpuPath(GemmPath path, const float* x, int64_t m, int64_t ldx, const GemmWeight& w,
                    const float* bias, float* y, int64_t ldy, bool accumulate, GemmEpilogue epilogue,
-                   ThreadPool* pool) {
+                   ThreadPool* pool, GemmRows rows) {
   ND_REQUIRE(gemmPathSupported(path), Device,
              std::string("linearCpu: this CPU cannot run the ") + gemmPathName(path) + " path");
   GemmArgs a;
-  if (!prepare(x, m, ldx, w, bias, y, ldy, accumulate, epilogue, a)) return;
-  run(path, a, pool);
+  if (!prepare(x, m, ldx, w, bias, y, ldy, accumulate, epilogue, rows, a)) return;
+  run(path, a, pool, rows);
 }
 
 }  // namespace detail
 
 void linearCpu(const float* x, int64_t m, int64_t ldx, const GemmWeight& w, const float* bias, float* y,
-               int64_t ldy, bool accumulate, GemmEpilogue epilogue, ThreadPool* pool) {
+               int64_t ldy, bool accumulate, GemmEpilogue epilogue, ThreadPool* pool, GemmRows rows) {
   GemmArgs a;
-  if (!prepare(x, m, ldx, w, bias, y, ldy, accumulate, epilogue, a)) return;
-  run(detail::gemmDefaultPath(), a, pool);
+  if (!prepare(x, m, ldx, w, bias, y, ldy, accumulate, epilogue, rows, a)) return;
+  run(detail::gemmDefaultPath(), a, pool, rows);
 }
 
 void linearReference(const float* x, int64_t m, int64_t ldx, const GemmWeight& w, const float* bias,
                      float* y, int64_t ldy, bool accumulate, GemmEpilogue epilogue) {
   GemmArgs a;
-  if (!prepare(x, m, ldx, w, bias, y, ldy, accumulate, epilogue, a)) return;
+  if (!prepare(x, m, ldx, w, bias, y, ldy, accumulate, epilogue, GemmRows::Auto, a)) return;
   for (int64_t i = 0; i < a.m; ++i) {
     for (int64_t j = 0; j < a.n; ++j) {
       double s = 0;

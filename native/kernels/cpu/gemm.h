@@ -24,10 +24,24 @@ enum class GemmEpilogue : uint8_t {
   GeluTanh,  // y = gelu_tanh(x Wᵀ + bias) (not with accumulate)
 };
 
+// Which kernel computes the rows. The vector paths have two kernels that sum each dot product in a
+// different order: a weight-streaming one (best for a few rows) and a packed, tiled one. Either alone
+// gives row i the same bits whatever m is and whatever the other rows hold; Auto switches between
+// them on m, so a row's bits can change with m. A model whose m grows with the batch (per-sample
+// conditioning layers, tokens routed to one expert) names a fixed kernel, so that a sample's output
+// does not depend on which samples share its batch (docs/design.md, "Batch invariance").
+enum class GemmRows : uint8_t {
+  Auto,      // the faster kernel for this m (streaming when m is small): bits may depend on m
+  Tiled,     // always the tiled kernel: row i independent of m; for layers with many rows
+  Streamed,  // always the streaming kernel, any m: row i independent of m; for layers with few rows
+};
+
 // x: m rows of k floats, row stride ldx (>= k); y: m rows of n floats, row stride ldy (>= n);
-// bias: n floats or null. x and y must not overlap. Threads split the work over the pool.
+// bias: n floats or null. x and y must not overlap. Threads split the work over the pool; the split
+// never changes a result.
 void linearCpu(const float* x, int64_t m, int64_t ldx, const GemmWeight& w, const float* bias, float* y,
-               int64_t ldy, bool accumulate, GemmEpilogue epilogue, ThreadPool* pool);
+               int64_t ldy, bool accumulate, GemmEpilogue epilogue, ThreadPool* pool,
+               GemmRows rows = GemmRows::Auto);
 
 // Plain reference (double accumulation, one thread): what the tests compare linearCpu against.
 void linearReference(const float* x, int64_t m, int64_t ldx, const GemmWeight& w, const float* bias,
@@ -49,7 +63,7 @@ const char* gemmPathName(GemmPath path);
 // the CPU cannot run `path`.
 void linearCpuPath(GemmPath path, const float* x, int64_t m, int64_t ldx, const GemmWeight& w,
                    const float* bias, float* y, int64_t ldy, bool accumulate, GemmEpilogue epilogue,
-                   ThreadPool* pool);
+                   ThreadPool* pool, GemmRows rows = GemmRows::Auto);
 
 // A validated call (m, n, k > 0, strides resolved) as the vector paths receive it.
 struct GemmArgs {
@@ -70,11 +84,11 @@ struct GemmArgs {
 struct GemmKernels {
   int64_t nr;          // column panel width: tasks split n in multiples of it
   int64_t mr;          // rows per micro-tile
-  int64_t smallM;      // m <= smallM streams W directly (dot-product kernel), no packing
+  int64_t smallM;      // GemmRows::Auto: m <= smallM streams W directly (dot-product kernel), no packing
   int64_t packFloats;  // scratch floats (64-byte aligned) one block call needs
   // Rows [i0, i1) x columns [j0, j1) of y (j0 a multiple of nr), packing W through `pack`.
   void (*block)(const GemmArgs& a, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* pack);
-  // All m rows x columns [j0, j1) with the streaming kernel (m <= smallM).
+  // All m rows x columns [j0, j1) with the streaming kernel (any m; j0 a multiple of 4).
   void (*smallBlock)(const GemmArgs& a, int64_t j0, int64_t j1);
 };
 const GemmKernels& gemmKernelsAvx512();  // call only when gemmPathSupported(Avx512)

@@ -3,7 +3,8 @@
 // headers or the standard library (see cast_avx2.cpp for why): intrinsics and local functions only.
 //
 // Same structure as gemm_avx512.cpp with ymm registers: W packed into kc x 16 panels, a 6 x 16
-// micro-tile (12 accumulators), x broadcast from its rows; small m streams W rows as stored.
+// micro-tile (12 accumulators), x broadcast from its rows; small m (or GemmRows::Streamed) streams W
+// rows as stored. As there, a row's bits do not depend on the tile it falls in.
 #include "kernels/cpu/gemm.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

@@ -8,7 +8,11 @@
 // accumulators) runs over a panel with x broadcast straight from its rows (x needs no packing: its
 // 8 x kc slice stays in L1 across the panels of the block, the packed block stays in L2). The
 // epilogue (bias, accumulate, gelu) is applied as the tile is stored.
-// Small m: dot-product kernel over W rows as stored (no packing), 4 W rows x up to 6 x rows.
+// Small m (or GemmRows::Streamed): dot-product kernel over W rows as stored (no packing), 4 W rows x
+// up to 6 x rows.
+// Both kernels keep one accumulator chain per output and nothing crosses rows, so a row gets the same
+// bits in a full tile, a partial one (m % kMr, m % 6) or any thread's share: batch invariance
+// (docs/design.md) rests on it.
 #include "kernels/cpu/gemm.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__FMA__) && \
