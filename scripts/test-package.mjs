@@ -8,7 +8,7 @@
 //  5. with a prebuild that does not load, the install script says why and builds from source.
 // Prints 'N passed, M failed' and exits non-zero on any failure.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,10 @@ for (const [name, extra] of [['with-scripts', []], ['ignore-scripts', ['--ignore
   check(`${name}: import from ESM works`, esm.status === 0 && esm.stdout.trim() === 'f32', esm.out);
   const info = sh('npx', ['node-diffusion', 'info'], { cwd: dir, env: bareEnv });
   check(`${name}: npx node-diffusion info`, info.status === 0 && /backend: +cpu/.test(info.stdout) && info.stdout.includes('[prebuild'), info.out);
+  // The main job from the installed package: the built-in model ships inside it.
+  const gen = sh('npx', ['node-diffusion', 'generate', '-o', 'out.png', '--steps', '4', '--quiet'], { cwd: dir, env: bareEnv });
+  const png = existsSync(join(dir, 'out.png')) ? readFileSync(join(dir, 'out.png')) : Buffer.alloc(0);
+  check(`${name}: npx node-diffusion generate -o out.png writes a PNG`, gen.status === 0 && png.subarray(1, 4).toString() === 'PNG', gen.out);
 
   if (name === 'with-scripts') {
     const pkgDir = join(dir, 'node_modules', 'node-diffusion');
