@@ -276,8 +276,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!command) {
-    process.stdout.write(HELP);
-    return values.help ? 0 : 1;
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    process.stderr.write(HELP);
+    return 2;
   }
   if (values.help) {
     process.stdout.write(COMMAND_HELP[command]);
@@ -527,9 +531,9 @@ async function generateCommand(values: Record<string, unknown>): Promise<number>
       });
     } catch (err) {
       progress.end();
-      if (controller.signal.aborted) {
-        const e = err as { code?: unknown; message?: unknown };
-        fail(e.code === 'ERR_ND_ABORTED' && typeof e.message === 'string' ? e.message : 'aborted', 'ERR_ND_ABORTED');
+      const e = err as { code?: unknown; message?: unknown };
+      if (controller.signal.aborted && e.code === 'ERR_ND_ABORTED') {
+        fail(typeof e.message === 'string' ? e.message : 'aborted', 'ERR_ND_ABORTED');
         return 130;
       }
       throw err;

@@ -175,16 +175,28 @@ export class DiffusionModel {
     if (!(x instanceof Tensor)) throw invalidParameter('x', 'Tensor [N, C, H, W]', x);
     if (x.shape.length !== 4) throw new ShapeError(`Expected x of shape [N, C, H, W] but received [${x.shape.join(', ')}]`);
     const n = x.shape[0];
-    const tt = t instanceof Tensor ? t : Tensor.from(typeof t === 'number' ? new Float32Array(n).fill(t) : Float32Array.from(numbers('t', t)), { shape: [n] });
-    const yy = y instanceof Tensor ? y : Tensor.from(Int32Array.from(labels('y', y, this.config.numClasses)), { shape: [n] });
+    const tValues = t instanceof Tensor ? undefined : typeof t === 'number' ? new Float32Array(n).fill(t) : Float32Array.from(numbers('t', t));
+    const yValues = y instanceof Tensor ? undefined : Int32Array.from(labels('y', y, this.config.numClasses));
     const mode = options.routing === 'choices' ? 2 : options.routing || options.onRouting ? 1 : 0;
+    const tt = tValues ? Tensor.from(tValues, { shape: [n] }) : (t as Tensor);
+    let yy: Tensor | undefined;
     try {
-      const r = await callAsync(() => native.forward(x.handle(), tt.handle(), yy.handle(), mode));
-      if (r.routing && options.onRouting) options.onRouting(r.routing);
-      return new Tensor(r.out as never);
+      yy = yValues ? Tensor.from(yValues, { shape: [n] }) : (y as Tensor);
+      const yh = yy.handle();
+      const r = await callAsync(() => native.forward(x.handle(), tt.handle(), yh, mode));
+      const out = new Tensor(r.out as never);
+      if (r.routing && options.onRouting) {
+        try {
+          options.onRouting(r.routing);
+        } catch (err) {
+          out.dispose();
+          throw err;
+        }
+      }
+      return out;
     } finally {
       if (tt !== t) tt.dispose();
-      if (yy !== y) yy.dispose();
+      if (yy !== undefined && yy !== y) yy.dispose();
     }
   }
 

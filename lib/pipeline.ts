@@ -16,7 +16,7 @@ import { ImageBatch } from './image.js';
 import { type DiffusionModel, type RoutingLayerStats, type RoutingRecord, loadModel } from './models.js';
 import { packageRoot } from './paths.js';
 import { randn } from './random.js';
-import { type Schedule, createSampler, listSamplers, schedules } from './solvers.js';
+import { type Schedule, type StepSpacing, createSampler, listSamplers, schedules } from './solvers.js';
 import { Tensor } from './tensor.js';
 import { assertObject, invalidParameter, isInteger } from './validate.js';
 
@@ -159,7 +159,7 @@ export interface GenerateOptions {
   /** One seed per image instead. */
   seeds?: readonly number[];
   /** Step spacing, tStart, tEnd and sampler options as in sample(). */
-  skip?: 'logSNR' | 'time' | 'karras' | 'trailing' | 'leading' | 'linspace' | 'quadratic' | string;
+  skip?: StepSpacing;
   tStart?: number;
   tEnd?: number;
   samplerOptions?: Record<string, string | number | boolean>;
@@ -262,9 +262,13 @@ export class Pipeline {
     return this._model;
   }
 
-  /** Samplers that generate from noise with this pipeline (no inversion, no conditioned schedules). */
+  /**
+   * Samplers that generate from noise with this pipeline: no inversion, no conditioned schedules, and
+   * not dpm-adaptive, whose step-size control takes the error over the whole batch (an image would
+   * depend on the others).
+   */
   static samplers(): string[] {
-    return listSamplers().filter((s) => !s.needsCondition && s.family !== 'inversion').map((s) => s.name);
+    return listSamplers().filter((s) => !s.needsCondition && s.family !== 'inversion' && s.name !== 'dpm-adaptive').map((s) => s.name);
   }
 
   private classIndex(c: number | string, i: number): number {
@@ -334,6 +338,10 @@ export class Pipeline {
       if (typeof e.from !== 'number' || typeof e.to !== 'number' || !(e.from <= e.to)) throw invalidParameter(`experts[${i}]`, '{ model, from, to } with from <= to', e);
       return { model: m as DiffusionModel, from: e.from, to: e.to };
     });
+    const sorted = [...experts].sort((a, b) => a.from - b.from);
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i].from <= sorted[i - 1].to) throw new ArgumentError(`experts intervals overlap: [${sorted[i - 1].from}, ${sorted[i - 1].to}] and [${sorted[i].from}, ${sorted[i].to}]`);
+    }
     if (options.routing !== undefined && options.routing !== true && options.routing !== false && options.routing !== 'choices') {
       throw invalidParameter('routing', "true, false or 'choices'", options.routing);
     }
@@ -346,14 +354,14 @@ export class Pipeline {
     const per = C * h * w;
     const shape = [n, C, h, w];
     const nullClass = cfg.nullClass;
-    const guided = Math.min(cfg.guidedChannels, C);
+    const scaleF = Math.fround(scale); // the native CFG computes in float32 from float(scale)
     const range = this.card.valueRange ?? [-1, 1];
     const routing: RoutingRecord[] | undefined = options.routing ? [] : undefined;
     const startTime = performance.now();
     let modelSeconds = 0;
 
     const s = createSampler({
-      schedule: this.schedule, sampler, steps, skip: options.skip as never, tStart: options.tStart, tEnd: options.tEnd,
+      schedule: this.schedule, sampler, steps, skip: options.skip, tStart: options.tStart, tEnd: options.tEnd,
       shape, seed: seeds, prediction: 'eps', options: options.samplerOptions,
     });
     const owned = new Set<Tensor>();
@@ -381,7 +389,7 @@ export class Pipeline {
           input.set(xs, 0);
           input.set(xs, n * per);
         }
-        const inputT = track(guide ? Tensor.from(input, { shape: [2 * n, C, h, w] }) : Tensor.from(input, { shape, copy: true }));
+        const inputT = track(guide ? Tensor.from(input, { shape: [2 * n, C, h, w] }) : Tensor.from(input, { shape }));
         const t0 = performance.now();
         let layers: RoutingLayerStats[] | undefined;
         const out = track(await net.forward(inputT, modelT, Array.from(guide ? yBoth : yCond), routing ? {
@@ -392,7 +400,9 @@ export class Pipeline {
         if (routing) routing.push({ evaluation: step, t, modelTimestep: modelT, expert: expertIndex + 1, layers: layers ?? [] });
         // The model's own output channels: eps first (learned-sigma models append variance channels).
         const o = out.dataSync() as Float32Array;
-        const oc = cfg.outChannels;
+        const oc = net.config.outChannels;
+        const guided = Math.min(net.config.guidedChannels, C);
+        if (o.length !== (guide ? 2 : 1) * n * oc * h * w) throw new ShapeError(`The model returned ${o.length} values; expected ${(guide ? 2 : 1) * n * oc * h * w}`);
         const eps = new Float32Array(n * per);
         for (let i = 0; i < n; i++) {
           for (let ch = 0; ch < C; ch++) {
@@ -400,7 +410,7 @@ export class Pipeline {
             const dst = (i * C + ch) * h * w;
             if (guide && ch < guided) {
               const un = ((n + i) * oc + ch) * h * w;
-              for (let p = 0; p < h * w; p++) eps[dst + p] = Math.fround(o[un + p] + Math.fround(scale * Math.fround(o[src + p] - o[un + p])));
+              for (let p = 0; p < h * w; p++) eps[dst + p] = Math.fround(o[un + p] + Math.fround(scaleF * Math.fround(o[src + p] - o[un + p])));
             } else {
               eps.set(o.subarray(src, src + h * w), dst);
             }
@@ -413,9 +423,8 @@ export class Pipeline {
           let x0Preview: ImageBatch | undefined;
           if (options.preview) {
             const a = this.schedule.alpha(t), sg = this.schedule.sigma(t);
-            const xv = x.dataSync() as Float32Array;
             const x0 = new Float32Array(n * per);
-            for (let k = 0; k < x0.length; k++) x0[k] = (xv[k] - sg * eps[k]) / a;
+            for (let k = 0; k < x0.length; k++) x0[k] = (xs[k] - sg * eps[k]) / a;
             x0Preview = ImageBatch.fromModelOutput(x0, [n, C, h, w], range);
           }
           options.onStep({ step, total: planned || step, t, x0Preview });
@@ -425,10 +434,11 @@ export class Pipeline {
         release(x);
         x = next;
       }
+      if (options.signal?.aborted) throw new AbortError(`generation aborted after ${step} of ${planned || '?'} steps`);
       const latents = x;
-      owned.delete(latents);
       const images = ImageBatch.fromModelOutput(Float32Array.from(latents.dataSync() as Float32Array), [n, C, h, w], range);
       const seconds = (performance.now() - startTime) / 1000;
+      owned.delete(latents);
       return {
         images, latents,
         stats: { seconds, modelSeconds, evaluations: step, imagesPerSecond: n / seconds, sampler, steps, guidanceScale: scale, classes, seeds, routing },
