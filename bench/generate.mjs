@@ -3,11 +3,12 @@
 // batch 1 and 16: Pipeline.generate() vs the same weights and the same sampler on the same step grid
 // in eager PyTorch (bench/generate_torch.py), measured in the same run, medians of BENCH_RUNS (5).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pipeline, backendInfo } from '../dist/index.js';
+import { findPython, tunedTorchEnv } from './torch-env.mjs';
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,17 +40,8 @@ for (const b of batches) {
   ours[b] = median(secs);
 }
 
-function findPython() {
-  for (const py of [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean)) {
-    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return py;
-  }
-  return null;
-}
 const py = findPython();
-const openblasDir = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
-const tunedEnv = existsSync(join(openblasDir, 'libblas.so.3'))
-  ? { LD_LIBRARY_PATH: openblasDir, OPENBLAS_CORETYPE: readFileSync('/proc/cpuinfo', 'utf8').includes('avx512f') ? 'SkylakeX' : 'Haswell', OPENBLAS_NUM_THREADS: `${threads}` }
-  : {};
+const tunedEnv = tunedTorchEnv(threads);
 function torchTimes(env) {
   if (!py) return null;
   const r = spawnSync(py, [join(here, 'generate_torch.py'), pipe.path, gridPath, '--heads', `${cfg.heads}`, '--batch', ...batches.map(String), '--runs', `${runs}`, '--threads', `${threads}`],

@@ -10,11 +10,12 @@
 //   - peak RSS of a DiT-XL/2 forward with f16 weights (a fresh process) vs weights + activations.
 // Set BENCH_MODELS_SKIP_XL=1 to skip the XL/2 rows (2.7 GB of f32 weights are written to $TMPDIR).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo, loadModel, measureGemmRate, saveSafetensors, Tensor, randn } from '../dist/index.js';
+import { findPython, tunedTorchEnv } from './torch-env.mjs';
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -98,20 +99,8 @@ async function timeOurs(model, n, h, w, gemm) {
   return gemm ? { seconds: median(secs), gemm: median(gemmRates), ratio: median(ratios) } : median(secs);
 }
 
-function findPython() {
-  for (const py of [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean)) {
-    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return py;
-  }
-  return null;
-}
 const py = findPython();
-// Debian's torch calls the system libblas.so.3, which may be the reference (netlib) BLAS: give it
-// OpenBLAS when installed, with its AVX-512 kernels (OpenBLAS 0.3.21 does not recognise newer Xeons
-// and would fall back to SSE3 ones), so the comparison is against PyTorch at its best on this machine.
-const openblasDir = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
-const torchEnv = existsSync(join(openblasDir, 'libblas.so.3'))
-  ? { LD_LIBRARY_PATH: openblasDir, OPENBLAS_CORETYPE: readFileSync('/proc/cpuinfo', 'utf8').includes('avx512f') ? 'SkylakeX' : 'Haswell', OPENBLAS_NUM_THREADS: `${threads}` }
-  : {};
+const torchEnv = tunedTorchEnv(threads);
 const torchBlas = torchEnv.LD_LIBRARY_PATH ? `OpenBLAS (${torchEnv.OPENBLAS_CORETYPE} kernels)` : 'the system libblas.so.3';
 function timeTorch(path, heads, batches, tuned = true) {
   if (!py) return null;

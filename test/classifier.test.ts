@@ -7,19 +7,12 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ImageBatch, type ImageClassifier, loadClassifier, loadSafetensors, openSafetensors, saveSafetensors, Tensor } from '../lib/index.js';
+import { PYTHON, pythonHas } from './helpers/python.js';
 
 const WEIGHTS = resolve('models/shapes-classifier.safetensors');
 const CARD = resolve('models/shapes-classifier.json');
 const FIXTURE = resolve('test/fixtures/shapes-classifier-check.safetensors');
-const PYTHON = '/usr/bin/python3';
-const hasTorch = (() => {
-  try {
-    execFileSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasTorch = pythonHas('torch');
 
 const dir = mkdtempSync(join(tmpdir(), 'nd-classifier-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,16 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { encodePNG, ImageBatch, Tensor } from '../lib/index.js';
+import { PYTHON, pythonHas } from './helpers/python.js';
 
-const PYTHON = '/usr/bin/python3';
-const hasPillow = (() => {
-  try {
-    execFileSync(PYTHON, ['-c', 'import PIL.Image'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasPillow = pythonHas('PIL.Image');
 
 const dir = mkdtempSync(join(tmpdir(), 'nd-image-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
