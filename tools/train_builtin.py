@@ -61,12 +61,17 @@ def shape_mask(cls, u, v):
     return out
 
 
-def draw_shapes(cls, gen):
-    """Images [B, 3, 32, 32] in [-1, 1] for the classes `cls`, drawn with generator `gen`."""
+def draw_shapes(cls, gen, positions="anywhere"):
+    """Images [B, 3, 32, 32] in [-1, 1] for the classes `cls`, drawn with generator `gen`. positions:
+    'anywhere' (the whole shape inside the image) or 'centered' (the centre within 3 px of the middle)."""
     B, S, ss = cls.shape[0], IMAGE_SIZE, 4  # 4x4 supersampling
     radius = 7.0 + 5.0 * torch.rand(B, generator=gen)
-    cx = radius + 1 + (S - 2 * radius - 2) * torch.rand(B, generator=gen)
-    cy = radius + 1 + (S - 2 * radius - 2) * torch.rand(B, generator=gen)
+    if positions == "centered":
+        cx = S / 2 + 6.0 * (torch.rand(B, generator=gen) - 0.5)
+        cy = S / 2 + 6.0 * (torch.rand(B, generator=gen) - 0.5)
+    else:
+        cx = radius + 1 + (S - 2 * radius - 2) * torch.rand(B, generator=gen)
+        cy = radius + 1 + (S - 2 * radius - 2) * torch.rand(B, generator=gen)
     g = (torch.arange(S * ss, dtype=torch.float32) + 0.5) / ss
     yy, xx = torch.meshgrid(g, g, indexing="ij")
     u = (xx[None] - cx.view(-1, 1, 1)) / radius.view(-1, 1, 1)
@@ -83,9 +88,9 @@ def draw_shapes(cls, gen):
     return img * 2 - 1
 
 
-def batch(gen, n, classes=10):
+def batch(gen, n, classes=10, positions="anywhere"):
     y = torch.randint(0, classes, (n,), generator=gen)
-    return draw_shapes(y, gen), y
+    return draw_shapes(y, gen, positions), y
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,6 +365,11 @@ def train_diffusion(key, args):
     gen = torch.Generator().manual_seed(args.seed + 1)
     model = Dit(spec["C"], spec["D"], spec["depth"], spec["heads"], spec["patch"], spec["classes"], spec["mlp_ratio"], spec["moe"])
     ema = Dit(spec["C"], spec["D"], spec["depth"], spec["heads"], spec["patch"], spec["classes"], spec["mlp_ratio"], spec["moe"])
+    if args.init:  # continue from shipped (EMA) weights: model and EMA start there, the optimizer afresh
+        init = load_safetensors(args.init)
+        missing, unexpected = model.load_state_dict(init, strict=False)
+        if [k for k in missing if k != "pos"] or unexpected:
+            raise SystemExit(f"--init {args.init}: missing {missing}, unexpected {unexpected}")
     ema.load_state_dict(model.state_dict())
     dev = torch.device(args.device)
     model.to(dev)
@@ -368,7 +378,7 @@ def train_diffusion(key, args):
     ab = alphas_cumprod().to(dev)
     t0, step, log = time.time(), 0, []
     while step < args.steps and (args.minutes is None or time.time() - t0 < 60 * args.minutes):
-        x0, y = batch(gen, args.batch)
+        x0, y = batch(gen, args.batch, positions=args.positions)
         y = torch.where(torch.rand(y.shape, generator=gen) < 0.1, torch.full_like(y, spec["classes"]), y)  # CFG dropout
         t = torch.randint(0, 1000, (args.batch,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
@@ -433,11 +443,12 @@ def save_model(key, spec, ema, steps, elapsed, log, args):
         "valueRange": [-1, 1],
         "defaults": {"sampler": "dpmpp-2m", "steps": 20, "guidanceScale": 3},
         "classifier": "shapes-classifier",
-        "data": "tools/train_builtin.py draw_shapes: 10 shapes, radius 7-12 px, random position, random foreground "
-                "and background colours (RGB distance >= 0.6), 4x4 supersampled; a fresh batch every step",
-        "training": {"command": f"tools/train_builtin.py {key} --steps {steps} --seed {args.seed}",
+        "data": f"tools/train_builtin.py draw_shapes: 10 shapes, radius 7-12 px, positions '{args.positions}', random "
+                "foreground and background colours (RGB distance >= 0.6), 4x4 supersampled; a fresh batch every step",
+        "training": {"command": f"tools/train_builtin.py {key} --steps {steps} --seed {args.seed}" + (f" --init {args.init}" if args.init else ""),
+                     **({"initialisedFrom": args.init_card} if args.init else {}),
                      "steps": steps, "batch": args.batch, "lr": args.lr, "emaDecay": args.ema, "seed": args.seed,
-                     "labelDropout": 0.1, "loss": "eps MSE" + (" + 0.01 * Switch load balance" if spec["moe"] else ""),
+                     "labelDropout": 0.1, "positions": args.positions, "loss": "eps MSE" + (" + 0.01 * Switch load balance" if spec["moe"] else ""),
                      "seconds": round(elapsed), "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "lossLog": log[-5:]},
         "quality": {"pytorchDdim20Cfg3ClassifierAccuracy": acc},
@@ -501,8 +512,17 @@ def main():
     ap.add_argument("--classifier-steps", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu", help="cpu, or cuda with a CUDA build of PyTorch")
+    ap.add_argument("--positions", choices=["anywhere", "centered"], default="centered",
+                    help="where the diffusion models' training shapes sit (the classifier always sees 'anywhere')")
+    ap.add_argument("--init", default=None, help="start from these weights (a previous run's .safetensors)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    args.init_card = None
+    if args.init:  # keep the earlier run's record: the card of the weights we continue from
+        card_path = args.init[:-len(".safetensors")] + ".json"
+        if os.path.exists(card_path):
+            with open(card_path) as f:
+                args.init_card = json.load(f).get("training")
     if args.what in ("all", "classifier"):
         train_classifier(args)
     for key in ("dit", "moe"):
