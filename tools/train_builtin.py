@@ -386,7 +386,12 @@ def train_diffusion(key, args):
         x0, y, t, noise = x0.to(dev), y.to(dev), t.to(dev), noise.to(dev)
         a = ab[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = F.mse_loss(model(xt, t, y), noise)
+        if args.min_snr > 0:  # Min-SNR-gamma (Hang et al. 2023) for eps: weight min(SNR, gamma) / SNR per sample
+            snr = a.view(-1) / (1 - a.view(-1))
+            w = torch.clamp(snr, max=args.min_snr) / snr
+            loss = (w * ((model(xt, t, y) - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        else:
+            loss = F.mse_loss(model(xt, t, y), noise)
         aux = model.aux_loss()
         lr = args.lr * min(1.0, (step + 1) / 200)
         for g_ in opt.param_groups:
@@ -448,7 +453,7 @@ def save_model(key, spec, ema, steps, elapsed, log, args):
         "training": {"command": f"tools/train_builtin.py {key} --steps {steps} --seed {args.seed}" + (f" --init {args.init}" if args.init else ""),
                      **({"initialisedFrom": args.init_card} if args.init else {}),
                      "steps": steps, "batch": args.batch, "lr": args.lr, "emaDecay": args.ema, "seed": args.seed,
-                     "labelDropout": 0.1, "positions": args.positions, "loss": "eps MSE" + (" + 0.01 * Switch load balance" if spec["moe"] else ""),
+                     "labelDropout": 0.1, "positions": args.positions, "minSnrGamma": args.min_snr, "loss": "eps MSE" + (" + 0.01 * Switch load balance" if spec["moe"] else ""),
                      "seconds": round(elapsed), "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "lossLog": log[-5:]},
         "quality": {"pytorchDdim20Cfg3ClassifierAccuracy": acc},
@@ -514,6 +519,7 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu, or cuda with a CUDA build of PyTorch")
     ap.add_argument("--positions", choices=["anywhere", "centered"], default="centered",
                     help="where the diffusion models' training shapes sit (the classifier always sees 'anywhere')")
+    ap.add_argument("--min-snr", type=float, default=0.0, help="Min-SNR-gamma loss weighting (0: plain eps MSE)")
     ap.add_argument("--init", default=None, help="start from these weights (a previous run's .safetensors)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
