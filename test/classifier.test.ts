@@ -7,6 +7,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ImageBatch, type ImageClassifier, loadClassifier, loadSafetensors, openSafetensors, saveSafetensors, Tensor } from '../lib/index.js';
+import { expectCode } from './helpers/expect-code.js';
 import { PYTHON, pythonHas } from './helpers/python.js';
 
 const WEIGHTS = resolve('models/shapes-classifier.safetensors');
@@ -56,16 +57,6 @@ async function expectRejectCode(promise: Promise<unknown>, code: string, message
   if (message) expect((err as Error).message).toMatch(message);
 }
 
-function expectCode(fn: () => unknown, code: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a throw').toBeInstanceOf(Error);
-  expect((thrown as { code?: string }).code).toBe(code);
-}
 
 describe('shapes classifier', () => {
   it('loads the built-in weights with the card\'s class names and input range', () => {

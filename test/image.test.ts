@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { encodePNG, ImageBatch, Tensor } from '../lib/index.js';
+import { expectCode } from './helpers/expect-code.js';
 import { PYTHON, pythonHas } from './helpers/python.js';
 
 const hasPillow = pythonHas('PIL.Image');
@@ -116,16 +117,6 @@ function pixel(batch: ImageBatch, x: number, y: number, index = 0): number[] {
   return [rgb[o], rgb[o + 1], rgb[o + 2]];
 }
 
-function expectCode(fn: () => unknown, code: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a throw').toBeInstanceOf(Error);
-  expect((thrown as { code?: string }).code).toBe(code);
-}
 
 const SIZES: [number, number][] = [[1, 1], [3, 7], [7, 3], [32, 32], [61, 17]]; // [width, height]
 
