@@ -384,19 +384,20 @@ export class Pipeline {
         const guide = scale !== 1 && t >= interval[0] && t <= interval[1];
         const modelT = this.schedule.modelTimestep(t);
         const xs = x.dataSync() as Float32Array;
-        const input = guide ? new Float32Array(2 * n * per) : xs;
+        let inputT = x; // unguided steps feed the state itself; guided ones a [cond | uncond] copy
         if (guide) {
+          const input = new Float32Array(2 * n * per);
           input.set(xs, 0);
           input.set(xs, n * per);
+          inputT = track(Tensor.from(input, { shape: [2 * n, C, h, w] }));
         }
-        const inputT = track(guide ? Tensor.from(input, { shape: [2 * n, C, h, w] }) : Tensor.from(input, { shape }));
         const t0 = performance.now();
         let layers: RoutingLayerStats[] | undefined;
         const out = track(await net.forward(inputT, modelT, Array.from(guide ? yBoth : yCond), routing ? {
           routing: options.routing, onRouting: (l) => { layers = l; },
         } : {}));
         modelSeconds += (performance.now() - t0) / 1000;
-        release(inputT);
+        if (inputT !== x) release(inputT);
         if (routing) routing.push({ evaluation: step, t, modelTimestep: modelT, expert: expertIndex + 1, layers: layers ?? [] });
         // The model's own output channels: eps first (learned-sigma models append variance channels).
         const o = out.dataSync() as Float32Array;
