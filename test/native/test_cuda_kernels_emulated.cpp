@@ -1,0 +1,334 @@
+// The CUDA kernels, run on the CPU by the emulator (cuda_emu.h), against the CPU backend's
+// references. This is what CI (nvcc, no GPU) can say about the device code: every kernel's indexing,
+// tiling, padding, barriers, warp exchanges and epilogues, and the host-side launch logic (tile and
+// head-size choices, vector/scalar load paths). The same comparisons run on a real GPU in the
+// gputest_* programs (`npm run test:gpu`).
+#include "cuda_emu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/gated_residual.h"
+#include "kernels/cpu/gelu_tanh.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/head_layer_norm.h"
+#include "kernels/cpu/layer_norm_modulate.h"
+#include "kernels/cpu/patchify.h"
+#include "kernels/cpu/silu.h"
+#include "kernels/cpu/sincos_embedding.h"
+#include "kernels/cpu/step_pass.h"
+#include "kernels/cpu/swiglu.h"
+#include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/embedding.cuh"
+#include "kernels/cuda/gated_residual.cuh"
+#include "kernels/cuda/gemm.cuh"
+#include "kernels/cuda/head_layer_norm.cuh"
+#include "kernels/cuda/layer_norm_modulate.cuh"
+#include "kernels/cuda/patchify.cuh"
+#include "kernels/cuda/step_pass.cuh"
+
+using namespace nd;
+using kcuda::bf16;
+using kcuda::f16;
+
+namespace {
+
+std::vector<float> randomVec(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+template <class T>
+std::vector<T> narrow(const std::vector<float>& v) {
+  std::vector<T> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = kcuda::fromFloat<T>(v[i]);
+  return out;
+}
+template <class T>
+std::vector<float> widen(const std::vector<T>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = kcuda::toFloat(v[i]);
+  return out;
+}
+template <class T>
+std::vector<float> roundTrip(const std::vector<float>& v) {
+  return widen(narrow<T>(v));
+}
+
+// max |a - b| / max |b|: the error measure of the tolerances.
+double relErr(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
+    den = std::max(den, std::fabs(double(b[i])));
+  }
+  return den == 0 ? num : num / den;
+}
+
+#define CHECK_REL(a, b, tol)                                                                          \
+  do {                                                                                                \
+    const double e_ = relErr(a, b);                                                                   \
+    if (!(e_ <= (tol))) {                                                                             \
+      std::fprintf(stderr, "  %s:%d: relative error %.3g > %g\n", __FILE__, __LINE__, e_, double(tol)); \
+      ++ndtest::failures();                                                                           \
+    }                                                                                                 \
+  } while (0)
+
+ND_TEST(layer_norm_modulate_matches_reference) {
+  const int64_t B = 2, T = 5, D = 70, stride = 3 * D;
+  auto x = randomVec(size_t(B * T * D), 1);
+  auto mod = randomVec(size_t(B * stride), 2, -0.5f, 0.5f);
+  std::vector<float> ref(x.size()), got(x.size());
+  layerNormModulateReference(x.data(), B, T, D, mod.data(), mod.data() + D, stride, 1e-6f, ref.data());
+  kcuda::launchLayerNormModulate(x.data(), B, T, D, mod.data(), mod.data() + D, stride, 1e-6f, got.data(), nullptr);
+  CHECK_REL(got, ref, 1e-5);
+  std::vector<bf16> gotB(x.size());
+  kcuda::launchLayerNormModulate(x.data(), B, T, D, mod.data(), mod.data() + D, stride, 1e-6f, gotB.data(), nullptr);
+  CHECK_REL(widen(gotB), ref, 1e-2);
+  // No modulation: plain LayerNorm, in place.
+  layerNormModulateReference(x.data(), B, T, D, nullptr, nullptr, 0, 1e-5f, ref.data());
+  got = x;
+  kcuda::launchLayerNormModulate(got.data(), B, T, D, static_cast<const float*>(nullptr), nullptr, 0, 1e-5f,
+                                 got.data(), nullptr);
+  CHECK_REL(got, ref, 1e-5);
+}
+
+ND_TEST(gated_residual_matches_reference) {
+  const int64_t B = 3, T = 4, D = 33, stride = 2 * D;
+  auto h = randomVec(size_t(B * T * D), 3);
+  auto y = randomVec(size_t(B * T * D), 4);
+  auto gate = randomVec(size_t(B * stride), 5);
+  auto ref = h, got = h;
+  gatedResidualReference(ref.data(), y.data(), B, T, D, gate.data() + 1, stride);
+  kcuda::launchGatedResidual(got.data(), y.data(), B, T, D, gate.data() + 1, stride, nullptr);
+  CHECK_REL(got, ref, 1e-6);
+  // The CPU kernel does one f32 multiply and one f32 add per element, in this order: the same bits.
+  ref = h;
+  gatedResidualCpu(ref.data(), y.data(), B, T, D, gate.data() + 1, stride, nullptr);
+  CHECK(got == ref);
+  auto yb = narrow<bf16>(y);
+  auto yr = widen(yb);
+  ref = h;
+  got = h;
+  gatedResidualReference(ref.data(), yr.data(), B, T, D, nullptr, 0);
+  kcuda::launchGatedResidual(got.data(), yb.data(), B, T, D, nullptr, 0, nullptr);
+  CHECK(got == ref);
+}
+
+ND_TEST(activations_match_reference) {
+  const int64_t n = 1000;
+  auto x = randomVec(size_t(n), 6, -8.0f, 8.0f);
+  std::vector<float> ref(x.size()), got(x.size());
+  siluReference(x.data(), ref.data(), n);
+  kcuda::launchActivation(ActivationKind::Silu, x.data(), got.data(), n, nullptr);
+  CHECK_REL(got, ref, 1e-6);
+  geluTanhReference(x.data(), ref.data(), n);
+  kcuda::launchActivation(ActivationKind::GeluTanh, x.data(), got.data(), n, nullptr);
+  CHECK_REL(got, ref, 1e-6);
+  std::vector<f16> gotH(x.size());
+  kcuda::launchActivation(ActivationKind::Identity, x.data(), gotH.data(), n, nullptr);
+  CHECK(widen(gotH) == roundTrip<f16>(x));
+
+  const int64_t rows = 7, hidden = 45, ldIn = 2 * hidden + 3, ldOut = hidden + 2;
+  auto in = randomVec(size_t(rows * ldIn), 7, -4.0f, 4.0f);
+  std::vector<float> sref(size_t(rows * ldOut), 0.0f), sgot(size_t(rows * ldOut), 0.0f);
+  swigluReference(in.data(), rows, hidden, ldIn, sref.data(), ldOut);
+  kcuda::launchSwiglu(in.data(), rows, hidden, ldIn, sgot.data(), ldOut, nullptr);
+  CHECK_REL(sgot, sref, 1e-6);
+}
+
+ND_TEST(patchify_round_trip_matches_reference) {
+  const int64_t n = 2, c = 3, h = 8, w = 12, p = 2, T = (h / p) * (w / p);
+  auto x = randomVec(size_t(n * c * h * w), 8);
+  std::vector<float> ref(size_t(n * T * c * p * p)), got(ref.size());
+  patchifyReference(x.data(), n, c, h, w, p, ref.data());
+  kcuda::launchPatchify(x.data(), n, c, h, w, p, got.data(), nullptr);
+  CHECK(got == ref);
+  auto tokens = randomVec(ref.size(), 9);
+  std::vector<float> uref(x.size()), ugot(x.size());
+  unpatchifyReference(tokens.data(), n, c, h, w, p, uref.data());
+  kcuda::launchUnpatchify(tokens.data(), n, c, h, w, p, ugot.data(), nullptr);
+  CHECK(ugot == uref);
+}
+
+ND_TEST(embeddings_match_cpu) {
+  const int64_t n = 3, dim = 16, half = dim / 2;
+  std::vector<float> t = {0.0f, 17.5f, 999.0f};
+  std::vector<float> ref(size_t(n * dim)), got(ref.size());
+  timestepEmbedding(t.data(), n, dim, 10000.0, 0, ref.data());
+  std::vector<float> freqs(static_cast<size_t>(half));  // what the model uploads: the CPU's own frequencies
+  const float negLog = float(-std::log(10000.0)), denom = float(half);
+  for (int64_t k = 0; k < half; ++k) freqs[size_t(k)] = std::exp(negLog * float(k) / denom);
+  kcuda::launchTimestepEmbedding(t.data(), n, dim, freqs.data(), got.data(), nullptr);
+  CHECK(got == ref);  // the emulator's cos/sin are the host's; a GPU differs by an ulp or two
+
+  auto table = randomVec(size_t(5 * dim), 10);
+  std::vector<int64_t> labels = {4, 0, 2};
+  auto cond = randomVec(size_t(n * dim), 11);
+  auto expect = cond;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t d = 0; d < dim; ++d) expect[size_t(i * dim + d)] += table[size_t(labels[size_t(i)] * dim + d)];
+  kcuda::launchAddClassEmbedding(cond.data(), labels.data(), n, dim, table.data(), nullptr);
+  CHECK(cond == expect);
+
+  const int64_t T = 6;
+  auto x = randomVec(size_t(n * T * dim), 12);
+  auto rows = randomVec(size_t(T * dim), 13);
+  expect = x;
+  for (int64_t i = 0; i < n * T * dim; ++i) expect[size_t(i)] += rows[size_t(i % (T * dim))];
+  kcuda::launchAddTokenTable(x.data(), rows.data(), n, T, dim, nullptr);
+  CHECK(x == expect);
+}
+
+ND_TEST(head_layer_norm_matches_reference) {
+  const int64_t rows = 5, heads = 3, hd = 40;
+  auto qkv = randomVec(size_t(rows * 3 * heads * hd), 14);
+  auto qw = randomVec(size_t(hd), 15), qb = randomVec(size_t(hd), 16), kw = randomVec(size_t(hd), 17);
+  auto ref = qkv, got = qkv;
+  headLayerNormReference(ref.data(), rows, heads, hd, qw.data(), qb.data(), kw.data(), nullptr, 1e-6f);
+  kcuda::launchHeadLayerNorm(got.data(), rows, heads, hd, qw.data(), qb.data(), kw.data(), nullptr, 1e-6f, nullptr);
+  CHECK_REL(got, ref, 1e-5);
+}
+
+ND_TEST(step_pass_is_bit_identical_to_cpu) {
+  const int64_t n = 777;
+  auto x = randomVec(size_t(n), 20), m = randomVec(size_t(n), 21), z = randomVec(size_t(n), 22);
+  auto h0 = randomVec(size_t(n), 23), h1 = randomVec(size_t(n), 24);
+  for (int variant = 0; variant < 4; ++variant) {
+    std::vector<float> dC(static_cast<size_t>(n)), dG(dC), oC(dC), oG(dC);
+    auto make = [&](std::vector<float>& d, std::vector<float>& o) {
+      StepPass<float> p;
+      p.x = x.data();
+      p.a = 0.91;
+      p.out = o.data();
+      if (variant != 1) {
+        p.m = m.data();
+        p.cx = -0.37;
+        p.cm = 1.7;
+        p.b = 0.123456789;
+        p.dStore = d.data();
+      }
+      if (variant >= 2) p.term(0.3, h0.data()).term(-1.1e-3, h1.data());
+      if (variant == 3) {
+        p.z = z.data();
+        p.cz = 0.05;
+      }
+      return p;
+    };
+    stepPassCpu(make(dC, oC), n, nullptr);
+    kcuda::launchStepPass(make(dG, oG), n, nullptr);
+    CHECK(oC == oG);
+    CHECK(dC == dG);
+  }
+}
+
+// linearCuda's kernels against linearReference. Tensor-core operands are rounded to the 16-bit
+// type first, so the reference sees exactly the values the kernel multiplies.
+template <class T>
+void checkTensorCoreGemm(int64_t m, int64_t n, int64_t k, int multiprocessors, uint32_t seed) {
+  const int64_t ldx = k, ldw = k;
+  auto xf = roundTrip<T>(randomVec(size_t(m * ldx), seed));
+  auto wf = roundTrip<T>(randomVec(size_t(n * ldw), seed + 1, -0.5f, 0.5f));
+  auto bias = randomVec(size_t(n), seed + 2);
+  auto xt = narrow<T>(xf), wt = narrow<T>(wf);
+  GemmWeight gw;
+  gw.data = wf.data();
+  gw.dtype = DType::F32;
+  gw.n = n;
+  gw.k = k;
+  gw.ld = ldw;
+  std::vector<float> ref(size_t(m * n)), got(ref.size(), -7.0f);
+  linearReference(xf.data(), m, ldx, gw, bias.data(), ref.data(), n, false, GemmEpilogue::None);
+  kcuda::launchGemmTensorCore(xt.data(), m, ldx, wt.data(), n, k, ldw, bias.data(), got.data(), n,
+                              kcuda::gemmEpi({}), multiprocessors, nullptr);
+  CHECK_REL(got, ref, 1e-5);
+  // GELU into a 16-bit output: the output rounding dominates.
+  linearReference(xf.data(), m, ldx, gw, bias.data(), ref.data(), n, false, GemmEpilogue::GeluTanh);
+  std::vector<T> gotT(ref.size());
+  LinearEpilogueCuda gelu;
+  gelu.kind = LinearEpilogueCuda::Kind::GeluTanh;
+  kcuda::launchGemmTensorCore(xt.data(), m, ldx, wt.data(), n, k, ldw, bias.data(), gotT.data(), n, kcuda::gemmEpi(gelu),
+                              multiprocessors, nullptr);
+  CHECK_REL(widen(gotT), ref, 1e-2);
+}
+
+ND_TEST(gemm_tensor_core_matches_reference) {
+  checkTensorCoreGemm<bf16>(70, 50, 48, 1000, 30);   // 64x64 tiles, 16-byte loads
+  checkTensorCoreGemm<f16>(70, 50, 37, 1000, 31);    // 64x64 tiles, scalar loads (k % 8 != 0)
+  checkTensorCoreGemm<bf16>(130, 140, 72, 1, 32);    // 128x128 tiles over partial edge tiles
+  checkTensorCoreGemm<f16>(3, 20, 8, 1000, 33);      // a few rows (the conditioning GEMMs)
+}
+
+ND_TEST(gemm_simt_f32_and_gated_epilogue_match_reference) {
+  const int64_t m = 70, n = 67, k = 45, ldx = 50, ldw = 47, ldy = 70, tokens = 10;
+  auto x = randomVec(size_t(m * ldx), 40), w = randomVec(size_t(n * ldw), 41), bias = randomVec(size_t(n), 42);
+  GemmWeight gw;
+  gw.data = w.data();
+  gw.n = n;
+  gw.k = k;
+  gw.ld = ldw;
+  std::vector<float> ref(size_t(m * ldy), 0.0f), got(ref.size(), 0.0f);
+  linearReference(x.data(), m, ldx, gw, bias.data(), ref.data(), ldy, false, GemmEpilogue::None);
+  kcuda::launchGemmSimt(x.data(), m, ldx, w.data(), n, k, ldw, bias.data(), got.data(), ldy, kcuda::gemmEpi({}), nullptr);
+  CHECK_REL(got, ref, 1e-5);
+  // h += gate[sample] * (x Wᵀ + b): the reference is the GEMM followed by gatedResidualReference.
+  auto h = randomVec(size_t(m * n), 43);
+  auto gate = randomVec(size_t((m / tokens) * 2 * n), 44);
+  std::vector<float> y(size_t(m * n));
+  linearReference(x.data(), m, ldx, gw, bias.data(), y.data(), n, false, GemmEpilogue::None);
+  auto hr = h;
+  gatedResidualReference(hr.data(), y.data(), m / tokens, tokens, n, gate.data() + n, 2 * n);
+  LinearEpilogueCuda gated;
+  gated.kind = LinearEpilogueCuda::Kind::GatedAdd;
+  gated.gate = gate.data() + n;
+  gated.gateStride = 2 * n;
+  gated.rowsPerSample = tokens;
+  kcuda::launchGemmSimt(x.data(), m, ldx, w.data(), n, k, ldw, bias.data(), h.data(), n, kcuda::gemmEpi(gated), nullptr);
+  CHECK_REL(h, hr, 1e-5);
+}
+
+ND_TEST(attention_simt_f32_matches_reference) {
+  for (int64_t hd : {72, 128, 5}) {
+    const int64_t B = 2, T = 37, H = 2;
+    auto qkv = randomVec(size_t(B * T * 3 * H * hd), 50 + uint32_t(hd));
+    std::vector<float> ref(size_t(B * T * H * hd)), got(ref.size(), -9.0f);
+    const float scale = 1.0f / std::sqrt(float(hd));
+    attentionReference(qkv.data(), B, T, H, hd, scale, ref.data());
+    kcuda::launchAttentionSimt(qkv.data(), B, T, H, hd, scale, got.data(), nullptr);
+    CHECK_REL(got, ref, 1e-5);
+  }
+}
+
+template <class T>
+void checkTensorCoreAttention(int64_t B, int64_t tokens, int64_t H, int64_t hd, uint32_t seed) {
+  auto qkvf = roundTrip<T>(randomVec(size_t(B * tokens * 3 * H * hd), seed));
+  auto qkv = narrow<T>(qkvf);
+  std::vector<float> ref(size_t(B * tokens * H * hd));
+  std::vector<T> got(ref.size(), kcuda::fromFloat<T>(-9.0f));
+  const float scale = 1.0f / std::sqrt(float(hd));
+  attentionReference(qkvf.data(), B, tokens, H, hd, scale, ref.data());
+  kcuda::launchAttentionTensorCore(qkv.data(), B, tokens, H, hd, scale, got.data(), nullptr);
+  CHECK_REL(widen(got), ref, 2e-2);
+  if (relErr(widen(got), ref) > 2e-2) for (int i = 0; i < 8; ++i) std::fprintf(stderr, "   %d: %g vs %g\n", i, double(kcuda::toFloat(got[size_t(i)])), double(ref[size_t(i)]));
+}
+
+ND_TEST(attention_tensor_core_matches_reference) {
+  checkTensorCoreAttention<bf16>(2, 40, 2, 72, 60);  // DiT-XL's head size, padded to 80; a partial key tile
+  checkTensorCoreAttention<f16>(1, 33, 1, 64, 61);
+  checkTensorCoreAttention<bf16>(1, 20, 3, 32, 62);  // fewer tokens than one tile
+  checkTensorCoreAttention<f16>(1, 32, 1, 128, 63);
+}
+
+}  // namespace
+
+ND_TEST_MAIN()
