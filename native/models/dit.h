@@ -10,6 +10,7 @@
 // it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,6 +87,12 @@ struct DitBlockWeights {
 // Per-forward routing statistics of the MoE layers (empty for a dense DiT).
 using DitRouting = std::vector<moe::MoeLayerStats>;
 
+class DitModel;
+struct DitDeviceWeights;
+// Copies `bytes` of host memory to a device and returns the device copy (models/dit_device.h).
+using DeviceUpload = std::function<const void*(const void* host, size_t bytes)>;
+DitDeviceWeights uploadDitWeights(const DitModel& model, const DeviceUpload& upload);
+
 class DitModel {
  public:
   // path: a .safetensors file; layout: "auto" | "original" | "diffusers" | "dit-moe". A config JSON
@@ -108,6 +115,8 @@ class DitModel {
   int64_t activationBytes(int64_t n, int64_t h, int64_t w) const;
 
  private:
+  // The device upload reads the weights in place (models/dit_device.cpp).
+  friend DitDeviceWeights uploadDitWeights(const DitModel& model, const DeviceUpload& upload);
   DitModel() = default;
   void checkInputs(int64_t n, int64_t h, int64_t w, const float* t, const int64_t* y) const;
   // The sin-cos position table of a gh x gw grid, kept for the last grid used (sampling reuses one).

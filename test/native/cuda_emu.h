@@ -224,6 +224,26 @@ void launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
 
 }  // namespace ndemu
 
+// The few runtime calls the kernels' host-side dispatchers (kernels/cuda/*.cu) make.
+using cudaError_t = int;
+constexpr cudaError_t cudaSuccess = 0;
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount };
+namespace ndemu {
+inline int& multiprocessors() {  // what the emulated device reports (the GEMM picks its tiles by it)
+  static int n = 132;
+  return n;
+}
+}  // namespace ndemu
+inline cudaError_t cudaGetDevice(int* d) {
+  *d = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) {
+  *v = ndemu::multiprocessors();
+  return cudaSuccess;
+}
+#define ND_CUDA_CHECK(call) (void)(call)
+
 #define threadIdx (ndemu::self().tid)
 #define blockIdx (ndemu::st().blockIdx)
 #define blockDim (ndemu::st().blockDim)
