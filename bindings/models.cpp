@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "instance.h"
 #include "kernels/cpu/gemm.h"
+#include "models/dit_on_device.h"
 #include "promise_worker.h"
 #include "tensor_handle.h"
 
@@ -113,10 +114,13 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
                        {InstanceMethod<&ModelHandle::config>("config"),
                         InstanceMethod<&ModelHandle::forward>("forward"),
                         InstanceMethod<&ModelHandle::activationBytes>("activationBytes"),
+                        InstanceMethod<&ModelHandle::toDevice>("toDevice"),
+                        InstanceMethod<&ModelHandle::device>("device"),
                         InstanceMethod<&ModelHandle::dispose>("dispose")});
   }
   explicit ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {}
   std::shared_ptr<const nd::models::DitModel> model;
+  std::shared_ptr<nd::models::DitOnDevice> onDevice;  // set for a model uploaded to a CUDA device
 
   static ModelHandle* unwrap(Napi::Value v, const char* name) {
     ND_REQUIRE(v.IsObject() && v.As<Napi::Object>().InstanceOf(instanceData(v.Env()).modelHandleCtor.Value()), Arg,
@@ -132,7 +136,30 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value config(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto m = live();
-      return configToJs(info.Env(), m->config(), m->weightBytes());
+      Napi::Object o = configToJs(info.Env(), m->config(), m->weightBytes());
+      if (onDevice) o.Set("computeDType", nd::dtypeName(onDevice->computeType()));
+      return o;
+    });
+  }
+  Napi::Value device(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), onDevice ? onDevice->device().str() : std::string("cpu"));
+  }
+  // toDevice(device: string) -> Promise<ModelHandle>: the same weights uploaded to a CUDA device
+  // (the upload runs off the main thread).
+  Napi::Value toDevice(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto m = live();
+      nd::Device dev = nd::Device::parse(argString(info, 0, "device"));
+      auto result = std::make_shared<std::shared_ptr<nd::models::DitOnDevice>>();
+      return PromiseWorker::run(
+          info.Env(), [m, dev, result] { *result = nd::models::DitOnDevice::create(m, dev); },
+          [m, result](Napi::Env env) -> Napi::Value {
+            Napi::Object h = instanceData(env).modelHandleCtor.New({});
+            ModelHandle* mh = Napi::ObjectWrap<ModelHandle>::Unwrap(h);
+            mh->model = m;
+            mh->onDevice = *result;
+            return h;
+          });
     });
   }
   Napi::Value activationBytes(const Napi::CallbackInfo& info) {
@@ -153,8 +180,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       nd::Tensor t = TensorHandle::unwrap(info[1], "t")->tensor();
       nd::Tensor y = TensorHandle::unwrap(info[2], "y")->tensor();
       int64_t mode = argInt(info, 3, "routing", 0, 2);
-      ND_REQUIRE(x.device().isCpu() && t.device().isCpu() && y.device().isCpu(), Device,
-                 "forward() on the CPU backend takes CPU tensors");
+      ND_REQUIRE(t.device().isCpu() && y.device().isCpu(), Device, "forward() takes t and y as CPU tensors");
+      ND_REQUIRE(x.device().isCpu() || (onDevice && x.device() == onDevice->device()), Device,
+                 "x is on " + x.device().str() + "; the model runs on " + (onDevice ? onDevice->device().str() : std::string("cpu")));
       ND_REQUIRE(x.dtype == nd::DType::F32, DType, std::string("Expected f32 for x but received ") + nd::dtypeName(x.dtype));
       ND_REQUIRE(x.shape.size() == 4, Shape, "Expected x of shape [N, C, H, W]");
       const int64_t n = x.shape[0];
@@ -171,6 +199,19 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         (*ys)[size_t(i)] = y.dtype == nd::DType::I64 ? y.ptr<int64_t>()[i] : int64_t(y.ptr<int32_t>()[i]);
       }
       const int64_t h = x.shape[2], w = x.shape[3];
+      if (onDevice) {
+        ND_REQUIRE(mode == 0, Arg, "Routing records are not available for models on CUDA devices");
+        auto dev = onDevice;
+        auto out = std::make_shared<nd::Tensor>();
+        return PromiseWorker::run(
+            info.Env(), [dev, x, ts, ys, out] { *out = dev->forward(x, ts->data(), ys->data()); },
+            [out](Napi::Env env) -> Napi::Value {
+              Napi::Object r = Napi::Object::New(env);
+              r.Set("out", TensorHandle::wrap(env, *out));
+              return r;
+            },
+            {info[0], Value()});
+      }
       auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty({n, c.outChannels, h, w}, nd::DType::F32, nd::Device{}));
       auto routing = std::make_shared<nd::models::DitRouting>();
       auto pool = modelPool();
@@ -191,6 +232,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
   Napi::Value dispose(const Napi::CallbackInfo& info) {
     model.reset();
+    onDevice.reset();
     return info.Env().Undefined();
   }
 };
@@ -254,7 +296,9 @@ Napi::Value createModelDenoiser(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < ex.Length(); ++i) {
       Napi::Object e = ex.Get(i).As<Napi::Object>();
       nd::models::TimestepExpert te;
-      te.model = ModelHandle::unwrap(e.Get("model"), "model")->live();
+      ModelHandle* mh = ModelHandle::unwrap(e.Get("model"), "model");
+      te.model = mh->live();
+      te.onDevice = mh->onDevice;
       te.from = e.Get("from").As<Napi::Number>().DoubleValue();
       te.to = e.Get("to").As<Napi::Number>().DoubleValue();
       experts.push_back(std::move(te));

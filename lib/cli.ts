@@ -67,8 +67,8 @@ Options:
                                card's, else 1)
   --seed <N>                   Seed of the first image; image i gets seed + i, so an image does not
                                depend on the others in the batch (default 0)
-  --device <cpu|auto|cuda>     Where the model runs (default cpu; auto = cpu: this release runs
-                               models on the CPU, so cuda is an error)
+  --device <cpu|auto|cuda[:N]> Where the model runs (default cpu; auto = the first GPU when the
+                               CUDA backend is in use and the model is a dense DiT, else cpu)
   -o, --output <FILE>          The PNG to write (default out.png)
   --grid                       One PNG with all images in a grid, row by row (the default when
                                there are several images)
@@ -88,7 +88,7 @@ Options:
 
 Progress goes to stderr: a progress bar on a terminal, a few "step i/n" lines otherwise. Ctrl-C
 stops between two steps (exit code 130). Exit codes: 0 success, 1 runtime error (a missing model
-file, a model that does not load, --device cuda), 2 usage error (a bad option value, an unknown
+file, a model that does not load, --device cuda without a usable GPU), 2 usage error (a bad option value, an unknown
 sampler or class).
 
 Examples:
@@ -462,7 +462,7 @@ async function generateCommand(values: Record<string, unknown>): Promise<number>
   const padding = integerOption('--padding', values.padding as string | undefined, 0, 1000) ?? 2;
   const scaleOpt = integerOption('--scale', values.scale as string | undefined, 1, 64);
   const device = (values.device as string | undefined) ?? 'cpu';
-  if (!['cpu', 'auto', 'cuda'].includes(device)) throw new UsageError(`--device expects cpu, auto or cuda, got '${device}'`);
+  if (!/^(cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?)$/.test(device)) throw new UsageError(`--device expects cpu, auto, cuda or cuda:N, got '${device}'`);
   if (values.grid && values['no-grid']) throw new UsageError('--grid and --no-grid contradict each other');
   const output = (values.output as string | undefined) ?? 'out.png';
   if (output === '' || output.endsWith('/')) throw new UsageError(`-o/--output expects a file name, got '${output}'`);

@@ -11,6 +11,7 @@
  * serves the schedule times from <= t <= to), natively for models and in JS for JS denoisers.
  */
 import { addon } from './binding.js';
+import { parseDevice, resolveDevice } from './device.js';
 import { callAsync, callSync } from './errors.js';
 import { ArgumentError, DisposedError, ShapeError } from './errors.js';
 import type { JsDenoiser, NativeModelDenoiser, Prediction } from './solvers.js';
@@ -23,7 +24,11 @@ export type ModelLayout = 'auto' | 'original' | 'diffusers' | 'dit-moe';
 export const MODEL_LAYOUTS: readonly ModelLayout[] = ['auto', 'original', 'diffusers', 'dit-moe'];
 
 export interface LoadModelOptions {
-  /** Only 'cpu' in this release (the CUDA backend comes with its own issue). */
+  /**
+   * 'cpu' (default), 'cuda' or 'cuda:N': a CUDA model keeps its weights on that GPU (converted once
+   * to the compute dtype: bf16/f16 as stored, else f32) and runs its forward there, replaying the
+   * captured step as a CUDA graph. Dense DiT only in this release; DiT-MoE runs on the CPU.
+   */
   device?: string;
   /** Checkpoint layout; 'auto' tells them apart by their tensor names. */
   layout?: ModelLayout;
@@ -69,6 +74,8 @@ export interface ModelConfig {
   capacityFactor?: number;
   /** The latent size the stored position table was made for (original layouts). */
   sampleSize?: number;
+  /** Models on a CUDA device: the dtype their GEMMs and attention run in. */
+  computeDType?: string;
   weightDType: string;
   parameters: number;
   weightBytes: number;
@@ -124,6 +131,8 @@ export interface ModelDenoiserOptions {
 
 interface NativeModel {
   config(): ModelConfig;
+  device(): string;
+  toDevice(device: string): Promise<NativeModel>;
   forward(x: unknown, t: unknown, y: unknown, routing: number): Promise<{ out: unknown; routing?: RoutingLayerStats[] }>;
   activationBytes(batch: number, height: number, width: number): number;
   dispose(): void;
@@ -146,9 +155,11 @@ function positiveInt(name: string, v: unknown): number {
   return v;
 }
 
-/** A loaded DiT or DiT-MoE (CPU). */
+/** A loaded DiT or DiT-MoE, on the CPU or a CUDA device. */
 export class DiffusionModel {
   readonly config: Readonly<ModelConfig>;
+  /** Where the forward runs: 'cpu' or 'cuda:N'. */
+  readonly device: string;
   /** @internal */
   _native: NativeModel | undefined;
 
@@ -156,6 +167,7 @@ export class DiffusionModel {
   constructor(native: NativeModel) {
     this._native = native;
     this.config = Object.freeze(callSync(() => native.config()));
+    this.device = callSync(() => native.device());
   }
 
   /** @internal */
@@ -167,7 +179,7 @@ export class DiffusionModel {
   /**
    * One forward pass: x [N, C, H, W] f32 (H, W multiples of the patch), t [N] model timesteps (a Tensor,
    * numbers, or one number for all), y [N] class labels (Tensor i32/i64 or numbers). Resolves with
-   * [N, outChannels, H, W].
+   * [N, outChannels, H, W] on the model's device (x may be on the CPU or on that device).
    */
   async forward(x: Tensor, t: Tensor | readonly number[] | number, y: Tensor | readonly number[], options: ForwardOptions = {}): Promise<Tensor> {
     const native = this.live();
@@ -236,7 +248,10 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (typeof path !== 'string' || path.length === 0) throw invalidParameter('path', 'path of a .safetensors file', path);
   assertObject('options', options as unknown);
   const device = options.device ?? 'cpu';
-  if (device !== 'cpu') throw invalidParameter('device', "'cpu' (the CUDA models come with the CUDA backend)", device);
+  if (device !== 'cpu') {
+    const d = resolveDevice('device', device);
+    if (!d.startsWith('cuda')) throw invalidParameter('device', "'cpu', 'cuda' or 'cuda:N'", device);
+  }
   const layout = options.layout ?? 'auto';
   assertOneOf('layout', layout, MODEL_LAYOUTS);
   if (options.heads !== undefined) positiveInt('heads', options.heads);
@@ -248,7 +263,12 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (options.timeInput !== undefined) assertOneOf('timeInput', options.timeInput, ['discrete', 'rectified-flow'] as const);
   const o = { heads: options.heads, topK: options.topK, capacityFactor: options.capacityFactor, variant: options.variant, timeInput: options.timeInput };
   const native = await callAsync(() => modelAddon().loadModel(path, layout, o));
-  return new DiffusionModel(native);
+  if (device === 'cpu') return new DiffusionModel(native);
+  try {
+    return new DiffusionModel(await callAsync(() => native.toDevice(parseDevice('device', device))));
+  } finally {
+    native.dispose();  // the device handle keeps what it needs
+  }
 }
 
 /** A model (or timestep experts) bound to classes and guidance: pass it as sample()'s denoiser. */

@@ -11,6 +11,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { loadBinding } from './binding.js';
 import { AbortError, ArgumentError, DisposedError, IOError, ModelError, ShapeError } from './errors.js';
 import { ImageBatch } from './image.js';
 import { type DiffusionModel, type RoutingLayerStats, type RoutingRecord, loadModel } from './models.js';
@@ -114,7 +115,10 @@ function readCard(path: string): ModelCard | undefined {
 }
 
 export interface PipelineLoadOptions {
-  /** 'cpu' (default) or 'auto' (= cpu in this release: the CUDA models come with the CUDA backend). */
+  /**
+   * 'cpu' (default), 'cuda' / 'cuda:N' (the model's forward on that GPU; the sampler's state stays on
+   * the host), or 'auto': the first GPU when the CUDA backend is in use and the model is a dense DiT.
+   */
   device?: 'cpu' | 'auto' | 'cuda' | string;
   /** For files without a card: the image size the model makes (default: the trained size). */
   imageSize?: [number, number];
@@ -223,13 +227,20 @@ export class Pipeline {
   /** Loads `builtin:<name>` (default builtin:shapes) or a .safetensors path (with its card beside it). */
   static async load(source: string = DEFAULT_MODEL, options: PipelineLoadOptions = {}): Promise<Pipeline> {
     assertObject('options', options as unknown);
-    const device = options.device ?? 'cpu';
-    if (device !== 'cpu' && device !== 'auto') {
-      throw invalidParameter('device', "'cpu' or 'auto' (model execution on CUDA comes with the CUDA backend; this release runs models on the CPU)", device);
+    const requested = options.device ?? 'cpu';
+    if (typeof requested !== 'string' || !/^(cpu|auto|cuda(:\d+)?)$/.test(requested)) {
+      throw invalidParameter('device', "'cpu', 'auto', 'cuda' or 'cuda:N'", requested);
     }
     const path = resolveModelSource(source);
     const found = readCard(path);
-    const model = await loadModel(path, { heads: options.heads ?? found?.heads, topK: options.topK ?? found?.topK, capacityFactor: options.capacityFactor });
+    const loadOptions = { heads: options.heads ?? found?.heads, topK: options.topK ?? found?.topK, capacityFactor: options.capacityFactor };
+    let model = await loadModel(path, loadOptions);
+    // 'auto': the first GPU when the CUDA backend is in use and the model runs there (dense DiT).
+    const device = requested === 'auto' ? (loadBinding().backend === 'cuda' && model.config.family === 'dit' ? 'cuda:0' : 'cpu') : requested;
+    if (device !== 'cpu') {
+      model.dispose();
+      model = await loadModel(path, { ...loadOptions, device });
+    }
     try {
       const c = model.config;
       if (c.timeInput !== 'discrete') throw new ModelError('Pipeline supports DDPM-trained (discrete-time, eps) models; this one takes rectified-flow time');
@@ -250,7 +261,7 @@ export class Pipeline {
       if (card.schedule.kind !== 'vpDiscrete') throw new ModelError(`Unsupported schedule kind '${String(card.schedule.kind)}' in the model card (expected vpDiscrete)`);
       const { kind: _kind, ...scheduleOptions } = card.schedule;
       const schedule = options.schedule ?? schedules.vpDiscrete(scheduleOptions);
-      return new Pipeline(model, path, card, schedule, 'cpu');
+      return new Pipeline(model, path, card, schedule, model.device);
     } catch (err) {
       model.dispose();
       throw err;

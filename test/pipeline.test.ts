@@ -2,7 +2,7 @@
 // batch compositions, abort without leaks, progress, guidance options, timestep experts, routing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AbortError, ArgumentError, Pipeline, listBuiltinModels, loadClassifier, memoryStats, sample, schedules, type ImageClassifier,
+  AbortError, ArgumentError, Pipeline, backendInfo, listBuiltinModels, loadClassifier, memoryStats, sample, schedules, type ImageClassifier,
 } from '../lib/index.js';
 
 let dit: Pipeline;
@@ -47,7 +47,9 @@ describe('built-in models', () => {
   it('unknown built-in names and missing files are named', async () => {
     await expect(Pipeline.load('builtin:nope')).rejects.toThrow(/builtin:shapes/);
     await expect(Pipeline.load('/no/such/model.safetensors')).rejects.toThrow(/\/no\/such\/model\.safetensors/);
-    await expect(Pipeline.load(undefined, { device: 'cuda' })).rejects.toBeInstanceOf(ArgumentError);
+    await expect(Pipeline.load(undefined, { device: 'gpu' })).rejects.toBeInstanceOf(ArgumentError);
+    // Without a usable GPU a CUDA request is a device error that says why, never a silent CPU run.
+    if (backendInfo().backend !== 'cuda') await expect(Pipeline.load(undefined, { device: 'cuda' })).rejects.toMatchObject({ code: 'ERR_ND_DEVICE' });
   });
 });
 

@@ -120,4 +120,54 @@ void synchronize(int device) {
   ND_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+void setDevice(int device) { ND_CUDA_CHECK(cudaSetDevice(device)); }
+
+void* streamCreate(int device) {
+  ND_CUDA_CHECK(cudaSetDevice(device));
+  cudaStream_t s = nullptr;
+  ND_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return s;
+}
+
+void streamDestroy(int device, void* stream) noexcept {
+  if (!stream) return;
+  if (cudaSetDevice(device) != cudaSuccess || cudaStreamDestroy(static_cast<cudaStream_t>(stream)) != cudaSuccess)
+    (void)cudaGetLastError();
+}
+
+void streamSynchronize(void* stream) { ND_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream))); }
+
+void memcpyAsync(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes == 0) return;
+  ND_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream)));
+}
+
+void* graphCapture(void* stream, const std::function<void()>& record) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  // Thread-local mode: other threads may keep using the runtime (their own streams) meanwhile.
+  ND_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  cudaGraph_t graph = nullptr;
+  try {
+    record();
+  } catch (...) {
+    if (cudaStreamEndCapture(s, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    throw;
+  }
+  ND_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  ND_CUDA_CHECK(e);
+  return exec;
+}
+
+void graphLaunch(void* graphExec, void* stream) {
+  ND_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graphExec), static_cast<cudaStream_t>(stream)));
+}
+
+void graphDestroy(void* graphExec) noexcept {
+  if (graphExec && cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graphExec)) != cudaSuccess) (void)cudaGetLastError();
+}
+
 }  // namespace nd::cuda

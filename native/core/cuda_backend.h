@@ -4,6 +4,7 @@
 // ERR_ND_OOM for allocation failures).
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace nd::cuda {
@@ -39,5 +40,19 @@ void memcpyDeviceToHost(int device, void* dst, const void* src, size_t bytes);
 void memcpyDeviceToDevice(int dstDevice, void* dst, int srcDevice, const void* src, size_t bytes);
 void memsetZero(int device, void* dst, size_t bytes);
 void synchronize(int device);
+
+// Makes `device` current on the calling thread (kernel launches go to the current device).
+void setDevice(int device);
+// Streams: a non-blocking stream per pipeline/model, so independent work overlaps.
+void* streamCreate(int device);
+void streamDestroy(int device, void* stream) noexcept;
+void streamSynchronize(void* stream);
+// Stream-ordered copy of `bytes` (any direction the runtime can infer: unified addressing).
+void memcpyAsync(void* dst, const void* src, size_t bytes, void* stream);
+// CUDA graphs: everything `record` enqueues on `stream` is captured (not run) and instantiated.
+// A failure inside `record` ends the capture before it propagates, so the stream stays usable.
+void* graphCapture(void* stream, const std::function<void()>& record);
+void graphLaunch(void* graphExec, void* stream);
+void graphDestroy(void* graphExec) noexcept;
 
 }  // namespace nd::cuda

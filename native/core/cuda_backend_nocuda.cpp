@@ -30,5 +30,13 @@ void memcpyDeviceToHost(int, void*, const void*, size_t) { noCuda(); }
 void memcpyDeviceToDevice(int, void*, int, const void*, size_t) { noCuda(); }
 void memsetZero(int, void*, size_t) { noCuda(); }
 void synchronize(int) { noCuda(); }
+void setDevice(int) { noCuda(); }
+void* streamCreate(int) { noCuda(); }
+void streamDestroy(int, void*) noexcept {}
+void streamSynchronize(void*) { noCuda(); }
+void memcpyAsync(void*, const void*, size_t, void*) { noCuda(); }
+void* graphCapture(void*, const std::function<void()>&) { noCuda(); }
+void graphLaunch(void*, void*) { noCuda(); }
+void graphDestroy(void*) noexcept {}
 
 }  // namespace nd::cuda

@@ -115,7 +115,7 @@ class DitModel {
   int64_t activationBytes(int64_t n, int64_t h, int64_t w) const;
 
  private:
-  // The device upload reads the weights in place (models/dit_device.cpp).
+  // The device upload reads the weights in place (models/dit_device_cuda.cpp).
   friend DitDeviceWeights uploadDitWeights(const DitModel& model, const DeviceUpload& upload);
   DitModel() = default;
   void checkInputs(int64_t n, int64_t h, int64_t w, const float* t, const int64_t* y) const;

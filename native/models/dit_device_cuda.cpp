@@ -1,3 +1,5 @@
+// Only the kernels' entry points: the device code is compiled once, in kernels/cuda/*.cu.
+#define ND_KERNEL_DECLARATIONS_ONLY
 #include "models/dit_device.h"
 
 #include <algorithm>

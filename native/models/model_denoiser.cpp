@@ -1,5 +1,8 @@
 #include "models/model_denoiser.h"
 
+#include "core/tensor.h"
+#include "models/dit_on_device.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -59,7 +62,14 @@ void DitDenoiser::denoise(const float* x, double t, double modelT, float* out, T
     for (int64_t i = 0; i < n; ++i) ys[size_t(n + i)] = c.numClasses;
   }
   DitRouting layers;
-  m.forward(xs.data(), rows, height_, width_, ts.data(), ys.data(), o.data(), pool, routing ? &layers : nullptr);
+  if (const std::shared_ptr<DitOnDevice>& dev = experts_[size_t(e)].onDevice) {
+    Tensor xh;
+    xh.storage = Storage::wrapHost(xs.data(), xs.size() * sizeof(float), [] {});
+    xh.shape = {rows, channels_, height_, width_};
+    copyToHost(dev->forward(xh, ts.data(), ys.data()), o.data());
+  } else {
+    m.forward(xs.data(), rows, height_, width_, ts.data(), ys.data(), o.data(), pool, routing ? &layers : nullptr);
+  }
   const int g = guidance_.guidedChannels < 0 ? c.guidedChannels : guidance_.guidedChannels;
   const float s = float(guidance_.scale);
   for (int64_t i = 0; i < n; ++i) {

@@ -16,8 +16,12 @@ class ThreadPool;
 
 namespace nd::models {
 
+class DitOnDevice;
+
 struct TimestepExpert {
   std::shared_ptr<const DitModel> model;
+  // Set when the model runs on a CUDA device: the forward goes there (the latent stays on the host).
+  std::shared_ptr<DitOnDevice> onDevice;
   double from = 0, to = 0;  // schedule times: the expert serves from <= t <= to
 };
 

@@ -1,7 +1,8 @@
 // Elementwise activations on the device, twins of siluCpu, geluTanhCpu and swigluCpu: f32 in, any
 // element type out (the DiT keeps its conditioning in f32 and feeds the 16-bit GEMMs 16-bit copies).
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 enum class ActivationKind : uint8_t { Identity, Silu, GeluTanh };
@@ -12,6 +13,9 @@ void activationCuda(ActivationKind kind, const float* x, void* out, DType outTyp
 void swigluCuda(const void* in, DType inType, int64_t rows, int64_t hidden, int64_t ldIn, void* out, DType outType,
                 int64_t ldOut, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -54,3 +58,4 @@ void launchSwiglu(const TI* in, int64_t rows, int64_t hidden, int64_t ldIn, TO* 
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

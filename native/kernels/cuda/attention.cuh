@@ -6,7 +6,8 @@
 //  - f32: a SIMT kernel, one warp per 4 query rows, each lane holding 4 of the head's dimensions.
 // Head sizes up to 128.
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // qkv: [batch, tokens, 3, heads, headDim] in type (f32/bf16/f16) on the device; out: [batch,
@@ -14,6 +15,9 @@ namespace nd {
 void attentionCuda(const void* qkv, DType type, int64_t batch, int64_t tokens, int64_t heads, int64_t headDim,
                    float scale, void* out, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -205,3 +209,4 @@ void launchAttentionTensorCore(const T* qkv, int64_t batch, int64_t tokens, int6
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

@@ -3,7 +3,8 @@
 // them, so only the device's cos/sin differ), the class-embedding lookup added to the conditioning,
 // and a per-token table (the sin-cos positions) added to every sample.
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // out: [n, 2 * half (+1 zero column when dim is odd)] f32; t: n f32; freqs: half f32 (device).
@@ -15,6 +16,9 @@ void addClassEmbeddingCuda(float* cond, const int64_t* labels, int64_t n, int64_
 // x[s, t, :] += rows[t, :] for every sample s (x: [n, tokens, dim] f32, rows: [tokens, dim] f32).
 void addTokenTableCuda(float* x, const float* rows, int64_t n, int64_t tokens, int64_t dim, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -69,3 +73,4 @@ inline void launchAddTokenTable(float* x, const float* rows, int64_t n, int64_t 
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

@@ -2,13 +2,17 @@
 // DiT forward fuses this into the GEMM epilogue; the standalone kernel serves the MoE path, whose
 // output is assembled before it is added.
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // h: [batch, tokens, dim] f32; y: the same shape in yType; gate: row b at gate + b * gateStride.
 void gatedResidualCuda(float* h, const void* y, DType yType, int64_t batch, int64_t tokens, int64_t dim,
                        const float* gate, int64_t gateStride, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -37,3 +41,4 @@ void launchGatedResidual(float* h, const TY* y, int64_t batch, int64_t tokens, i
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

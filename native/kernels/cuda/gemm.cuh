@@ -9,7 +9,8 @@
 // residual of a DiT block, h += gate[sample] * (x Wᵀ + b)), then the cast to y's type. Why our own
 // kernels and not cuBLAS: docs/design.md, "CUDA GEMM".
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 
@@ -29,6 +30,9 @@ void linearCuda(const void* x, int64_t m, int64_t ldx, const void* w, DType wTyp
                 void* stream);
 
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -230,3 +234,4 @@ void launchGemmSimt(const float* x, int64_t m, int64_t ldx, const float* w, int6
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

@@ -1,13 +1,17 @@
 // headLayerNormCuda: the CUDA twin of headLayerNormCpu, LayerNorm with affine over each head's q and
 // k vectors of the fused qkv rows, in place; v untouched. One warp per (row, q|k, head) vector.
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // qkv: rows x [3, heads, headDim] in qkvType on the device; weights/biases: headDim f32 (bias may be null).
 void headLayerNormCuda(void* qkv, DType qkvType, int64_t rows, int64_t heads, int64_t headDim, const float* qWeight,
                        const float* qBias, const float* kWeight, const float* kBias, float eps, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -49,3 +53,4 @@ void launchHeadLayerNorm(T* qkv, int64_t rows, int64_t heads, int64_t headDim, c
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

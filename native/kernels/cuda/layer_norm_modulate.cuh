@@ -2,7 +2,8 @@
 // LayerNorm without affine, then z * (1 + scale[b]) + shift[b]. One warp per token row; the output
 // may be narrower than the f32 input (bf16/f16 for the tensor-core GEMM that reads it next).
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // x: [batch, tokens, dim] f32 on the device; out: the same shape in outType (f32/bf16/f16), may
@@ -11,6 +12,9 @@ void layerNormModulateCuda(const float* x, int64_t batch, int64_t tokens, int64_
                            const float* scale, int64_t modStride, float eps, void* out, DType outType,
                            void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -56,3 +60,4 @@ void launchLayerNormModulate(const float* x, int64_t batch, int64_t tokens, int6
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

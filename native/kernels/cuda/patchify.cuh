@@ -2,7 +2,8 @@
 // orders: (channel, row-in-patch, col-in-patch) on the way in, (row-in-patch, col-in-patch, channel)
 // on the way out. One thread per output element.
 #pragma once
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // x: [n, c, h, w] f32; out: [n, (h/p)(w/p), c p p] in outType.
@@ -12,6 +13,9 @@ void patchifyCuda(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
 void unpatchifyCuda(const void* tokens, DType tokensType, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
                     float* out, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -57,3 +61,4 @@ void launchUnpatchify(const TI* tokens, int64_t n, int64_t c, int64_t h, int64_t
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY

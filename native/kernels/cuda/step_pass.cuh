@@ -4,13 +4,17 @@
 // an f32 step gives the same bits on both backends.
 #pragma once
 #include "kernels/cpu/step_pass.h"
-#include "kernels/cuda/device_common.cuh"
+#include "core/dtype.h"
+#include "core/error.h"
 
 namespace nd {
 // The pointers in `pass` are device pointers (f32); the coefficients travel in the kernel's
 // parameters, so a captured graph replays with the coefficients it was captured with.
 void stepPassCuda(const StepPass<float>& pass, int64_t n, void* stream);
 }  // namespace nd
+
+#ifndef ND_KERNEL_DECLARATIONS_ONLY
+#include "kernels/cuda/device_common.cuh"
 
 namespace nd::kcuda {
 
@@ -70,3 +74,4 @@ inline void launchStepPass(const StepPass<float>& pass, int64_t n, void* stream)
 }
 
 }  // namespace nd::kcuda
+#endif  // ND_KERNEL_DECLARATIONS_ONLY
