@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark of bench/, each in its own Node process (so that one benchmark's
 // allocations, devices and threads do not disturb the next), one after the other.
 //   npm run bench                          all of them
-//   npm run bench -- --only solver-step    one (or a comma-separated list) of: foundation, solver-step
+//   npm run bench -- --only solver-step    one (or a comma-separated list) of: foundation, solver-step,
+//                                          models, generate, cuda
 //   npm run bench -- --out FILE            also write the tables to FILE
 // Each benchmark prints a markdown table; BENCH_RUNS=N sets the number of timed repetitions.
 import { spawn } from 'node:child_process';
@@ -14,6 +15,7 @@ const BENCHES = {
   'solver-step': 'per-step solver overhead of the samplers vs memcpy and eager PyTorch (CPU)',
   models: 'DiT / DiT-MoE forward vs eager PyTorch and vs the GEMM rate, MoE cost share, peak RSS (CPU)',
   generate: 'images per second of the default built-in model (20 steps dpmpp-2m, CFG) vs eager PyTorch (CPU)',
+  cuda: 'DiT-XL/2 bf16 forward vs PyTorch eager / torch.compile and the bf16 matmul rate; end-to-end sampling (GPU)',
 };
 
 const argValue = (name) => {
