@@ -84,6 +84,34 @@ double relErr(const std::vector<float>& a, const std::vector<float>& b) {
     }                                                                                                 \
   } while (0)
 
+// The emulator itself: shuffles exchange lanes, barriers order shared memory, and a barrier that
+// not every thread reaches is reported instead of hanging.
+__global__ void emuProbeKernel(float* out, int divergent) {
+  __shared__ float slot[64];
+  const int t = int(threadIdx.x);
+  slot[t] = float(t);
+  if (divergent && t == 5) return;  // thread 5 never reaches the barrier below
+  __syncthreads();
+  out[t] = kcuda::warpSum(slot[63 - t]);
+}
+
+ND_TEST(emulator_shuffles_barriers_and_deadlocks) {
+  std::vector<float> out(64, -1.0f);
+  ndemu::launch(dim3(1), dim3(64), emuProbeKernel, out.data(), 0);
+  // warp 0 holds slot[63..32], warp 1 slot[31..0]
+  float w0 = 0, w1 = 0;
+  for (int i = 32; i < 64; ++i) w0 += float(i);
+  for (int i = 0; i < 32; ++i) w1 += float(i);
+  for (int t = 0; t < 64; ++t) CHECK(out[size_t(t)] == (t < 32 ? w0 : w1));
+  bool threw = false;
+  try {
+    ndemu::launch(dim3(1), dim3(64), emuProbeKernel, out.data(), 1);
+  } catch (const std::runtime_error&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
 ND_TEST(layer_norm_modulate_matches_reference) {
   const int64_t B = 2, T = 5, D = 70, stride = 3 * D;
   auto x = randomVec(size_t(B * T * D), 1);
