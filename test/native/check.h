@@ -1,6 +1,7 @@
 // Minimal assertion harness for the native unit tests (each test file is one ctest executable).
 // Kept tiny on purpose: ctest is the runner, these macros only count and report failures.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -76,6 +77,27 @@ inline int runAll() {
       }                                                                                  \
     } catch (...) { threw_ = true; std::fprintf(stderr, "  %s:%d: foreign exception\n", __FILE__, __LINE__); ++ndtest::failures(); } \
     if (!threw_) { std::fprintf(stderr, "  %s:%d: %s did not throw\n", __FILE__, __LINE__, #expr); ++ndtest::failures(); } \
+  } while (0)
+
+// max |a - b| / max |b|: the relative error the backends' parity tolerances are stated in.
+namespace ndtest {
+inline double maxRelError(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
+    den = std::max(den, std::fabs(double(b[i])));
+  }
+  return a.size() != b.size() ? INFINITY : den == 0 ? num : num / den;
+}
+}  // namespace ndtest
+
+#define CHECK_REL(a, b, tol)                                                                           \
+  do {                                                                                                 \
+    const double e_ = ndtest::maxRelError(a, b);                                                       \
+    if (!(e_ <= (tol))) {                                                                              \
+      std::fprintf(stderr, "  %s:%d: relative error %.3g > %g\n", __FILE__, __LINE__, e_, double(tol)); \
+      ++ndtest::failures();                                                                            \
+    }                                                                                                  \
   } while (0)
 
 #define ND_TEST_MAIN() int main() { return ndtest::runAll(); }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check.h"
+#include "gpu_buffer.cuh"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "models/dit.h"
@@ -34,15 +35,6 @@ std::vector<float> onDevice(DitOnDevice& d, const std::vector<float>& x, int64_t
   return o;
 }
 
-double relErr(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
-    den = std::max(den, std::fabs(double(b[i])));
-  }
-  return num / den;
-}
-
 void parity(const char* label, std::shared_ptr<DitModel> m, int64_t n, int64_t h, int64_t w, double tol) {
   const DitConfig& c = m->config();
   std::mt19937 rng(7);
@@ -64,7 +56,7 @@ void parity(const char* label, std::shared_ptr<DitModel> m, int64_t n, int64_t h
   onDevice(*d, x, n, h, w, t, y);                      // warm-up of this shape
   auto graphed = onDevice(*d, x, n, h, w, t, y);       // captured, then replayed
   auto replayed = onDevice(*d, x, n, h, w, t, y);
-  const double e = relErr(eager, ref);
+  const double e = ndtest::maxRelError(eager, ref);
   std::printf("    %-28s n=%lld %lldx%lld compute %s: rel %.3g (tol %g)\n", label, (long long)n, (long long)h,
               (long long)w, dtypeName(d->computeType()), e, tol);
   CHECK(e <= tol);
@@ -108,12 +100,4 @@ ND_TEST(dit_xl2_bf16) {
 
 }  // namespace
 
-int main() {
-  int count = 0;
-  cudaError_t e = cudaGetDeviceCount(&count);
-  if (e != cudaSuccess || count == 0) {
-    std::printf("no CUDA device (%s): skipped\n", e != cudaSuccess ? cudaGetErrorString(e) : "count 0");
-    return 77;
-  }
-  return ndtest::runAll();
-}
+int main() { return ndtest::runGpuTests(); }

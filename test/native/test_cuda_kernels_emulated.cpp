@@ -65,25 +65,6 @@ std::vector<float> roundTrip(const std::vector<float>& v) {
   return widen(narrow<T>(v));
 }
 
-// max |a - b| / max |b|: the error measure of the tolerances.
-double relErr(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
-    den = std::max(den, std::fabs(double(b[i])));
-  }
-  return den == 0 ? num : num / den;
-}
-
-#define CHECK_REL(a, b, tol)                                                                          \
-  do {                                                                                                \
-    const double e_ = relErr(a, b);                                                                   \
-    if (!(e_ <= (tol))) {                                                                             \
-      std::fprintf(stderr, "  %s:%d: relative error %.3g > %g\n", __FILE__, __LINE__, e_, double(tol)); \
-      ++ndtest::failures();                                                                           \
-    }                                                                                                 \
-  } while (0)
-
 // The emulator itself: shuffles exchange lanes, barriers order shared memory, and a barrier that
 // not every thread reaches is reported instead of hanging.
 __global__ void emuProbeKernel(float* out, int divergent) {
@@ -347,7 +328,7 @@ void checkTensorCoreAttention(int64_t B, int64_t tokens, int64_t H, int64_t hd, 
   attentionReference(qkvf.data(), B, tokens, H, hd, scale, ref.data());
   kcuda::launchAttentionTensorCore(qkv.data(), B, tokens, H, hd, scale, got.data(), nullptr);
   CHECK_REL(widen(got), ref, 2e-2);
-  if (relErr(widen(got), ref) > 2e-2) for (int i = 0; i < 8; ++i) std::fprintf(stderr, "   %d: %g vs %g\n", i, double(kcuda::toFloat(got[size_t(i)])), double(ref[size_t(i)]));
+  if (ndtest::maxRelError(widen(got), ref) > 2e-2) for (int i = 0; i < 8; ++i) std::fprintf(stderr, "   %d: %g vs %g\n", i, double(kcuda::toFloat(got[size_t(i)])), double(ref[size_t(i)]));
 }
 
 ND_TEST(attention_tensor_core_matches_reference) {

@@ -63,15 +63,6 @@ std::vector<float> deviceForward(const DitModel& m, const std::vector<float>& x,
   return std::vector<float>(b.out, b.out + n * c.outChannels * h * w);
 }
 
-double relErr(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
-    den = std::max(den, std::fabs(double(b[i])));
-  }
-  return num / den;
-}
-
 void compareWithCpu(const DitModel& m, double tol) {
   const DitConfig& c = m.config();
   const int64_t n = 2, h = 24, w = 24;  // 36 tokens: a full and a partial attention tile
@@ -86,7 +77,7 @@ void compareWithCpu(const DitModel& m, double tol) {
   std::vector<float> ref(size_t(n * c.outChannels * h * w));
   m.forward(x.data(), n, h, w, t.data(), y.data(), ref.data(), nullptr);
   std::vector<float> got = deviceForward(m, x, n, h, w, t, y);
-  const double e = relErr(got, ref);
+  const double e = ndtest::maxRelError(got, ref);
   std::printf("  %s weights: max |device - cpu| / max |cpu| = %.3g (tolerance %g)\n", dtypeName(c.weightDType), e, tol);
   CHECK(e <= tol);
 }
