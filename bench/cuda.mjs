@@ -2,7 +2,9 @@
 //  - DiT-XL/2 forward on 32x32x4 latents at batch 1, 8, 64: images/s of ours, PyTorch eager and
 //    torch.compile, and our model FLOP rate over the bf16 matmul rate PyTorch (cuBLAS) reaches in the
 //    same run;
-//  - end to end: 20 steps of dpmpp-2m with classifier-free guidance at batch 64 (sample()).
+//  - end to end: 20 steps of dpmpp-2m with classifier-free guidance at batch 64 (sample());
+//  - DiT-MoE-XL-like (8 SwiGLU experts, top-2) against a dense DiT-XL of equal active parameters:
+//    tokens per second of each, both ours.
 // Without a usable CUDA device it says why and prints no figures.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -83,6 +85,34 @@ try {
   }
   console.log(`\nEnd to end, 20 steps dpmpp-2m, CFG 4, batch ${n}: ${(n / median(secs)).toFixed(1)} images/s (${median(secs).toFixed(2)} s per batch)`);
   model.dispose();
+
+  // MoE vs dense at equal active parameters: a dense MLP has 2 matrices of 4D x D (8 D^2), two active
+  // SwiGLU experts of width H have 6 H D, so H = 4D/3.
+  const moePath = join(dir, 'dit-moe-xl-bf16.safetensors');
+  await writeDit(moePath, { ...cfg, dtype: 'bf16', moe: { experts: 8, hidden: (4 * cfg.D) / 3, shared: 0 } });
+  const moe = await loadModel(moePath, { device: 'cuda', heads: 16, topK: 2 });
+  const dense = await loadModel(path, { device: 'cuda', heads: 16 });
+  const tokens = (m, nb) => nb * (32 / cfg.p) * (32 / cfg.p) / m;
+  console.log('\n| 8 samples, 32x32x4 | tokens/s | vs dense |');
+  console.log('|---|---|---|');
+  const perModel = {};
+  for (const [name, m] of [['dense DiT-XL/2', dense], ['DiT-MoE-XL/2 8E2A (equal active)', moe]]) {
+    const x = await randn([8, 4, 32, 32], { seed: 2, device: 'cuda:0' });
+    const t = new Array(8).fill(500), y = Array.from({ length: 8 }, (_, i) => i);
+    for (let i = 0; i < 3; i++) (await m.forward(x, t, y)).dispose();
+    const ts = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = process.hrtime.bigint();
+      (await m.forward(x, t, y)).dispose();
+      ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    perModel[name] = median(ts);
+    x.dispose();
+  }
+  const denseS = perModel['dense DiT-XL/2'];
+  for (const [name, s] of Object.entries(perModel)) console.log(`| ${name} | ${tokens(s, 8).toFixed(0)} | ${(denseS / s).toFixed(2)}x |`);
+  moe.dispose();
+  dense.dispose();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

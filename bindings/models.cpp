@@ -200,14 +200,16 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       }
       const int64_t h = x.shape[2], w = x.shape[3];
       if (onDevice) {
-        ND_REQUIRE(mode == 0, Arg, "Routing records are not available for models on CUDA devices");
         auto dev = onDevice;
         auto out = std::make_shared<nd::Tensor>();
+        auto routing = std::make_shared<nd::models::DitRouting>();
         return PromiseWorker::run(
-            info.Env(), [dev, x, ts, ys, out] { *out = dev->forward(x, ts->data(), ys->data()); },
-            [out](Napi::Env env) -> Napi::Value {
+            info.Env(),
+            [dev, x, ts, ys, out, routing, mode] { *out = dev->forward(x, ts->data(), ys->data(), mode > 0 ? routing.get() : nullptr); },
+            [out, routing, mode](Napi::Env env) -> Napi::Value {
               Napi::Object r = Napi::Object::New(env);
               r.Set("out", TensorHandle::wrap(env, *out));
+              if (mode > 0) r.Set("routing", routingToJs(env, *routing, mode > 1));
               return r;
             },
             {info[0], Value()});

@@ -68,7 +68,7 @@ Options:
   --seed <N>                   Seed of the first image; image i gets seed + i, so an image does not
                                depend on the others in the batch (default 0)
   --device <cpu|auto|cuda[:N]> Where the model runs (default cpu; auto = the first GPU when the
-                               CUDA backend is in use and the model is a dense DiT, else cpu)
+                               CUDA backend is in use, else cpu)
   -o, --output <FILE>          The PNG to write (default out.png)
   --grid                       One PNG with all images in a grid, row by row (the default when
                                there are several images)

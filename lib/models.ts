@@ -27,7 +27,8 @@ export interface LoadModelOptions {
   /**
    * 'cpu' (default), 'cuda' or 'cuda:N': a CUDA model keeps its weights on that GPU (converted once
    * to the compute dtype: bf16/f16 as stored, else f32) and runs its forward there, replaying the
-   * captured step as a CUDA graph. Dense DiT only in this release; DiT-MoE runs on the CPU.
+   * captured step as a CUDA graph. DiT-MoE routes on the device (top-k, capacity, permutation,
+   * grouped expert GEMMs) with its routing statistics read back after each forward.
    */
   device?: string;
   /** Checkpoint layout; 'auto' tells them apart by their tensor names. */

@@ -117,7 +117,7 @@ function readCard(path: string): ModelCard | undefined {
 export interface PipelineLoadOptions {
   /**
    * 'cpu' (default), 'cuda' / 'cuda:N' (the model's forward on that GPU; the sampler's state stays on
-   * the host), or 'auto': the first GPU when the CUDA backend is in use and the model is a dense DiT.
+   * the host), or 'auto': the first GPU when the CUDA backend is in use, else the CPU.
    */
   device?: 'cpu' | 'auto' | 'cuda' | string;
   /** For files without a card: the image size the model makes (default: the trained size). */
@@ -234,9 +234,9 @@ export class Pipeline {
     const path = resolveModelSource(source);
     const found = readCard(path);
     const loadOptions = { heads: options.heads ?? found?.heads, topK: options.topK ?? found?.topK, capacityFactor: options.capacityFactor };
-    let model = await loadModel(path, loadOptions);
-    // 'auto': the first GPU when the CUDA backend is in use and the model runs there (dense DiT).
-    const device = requested === 'auto' ? (loadBinding().backend === 'cuda' && model.config.family === 'dit' ? 'cuda:0' : 'cpu') : requested;
+    let model = await loadModel(path, loadOptions);  // on the CPU first: the card and config checks
+    // 'auto': the first GPU when the CUDA backend is in use.
+    const device = requested === 'auto' ? (loadBinding().backend === 'cuda' ? 'cuda:0' : 'cpu') : requested;
     if (device !== 'cpu') {
       model.dispose();
       model = await loadModel(path, { ...loadOptions, device });

@@ -13,6 +13,7 @@
 
 #include "core/dtype.h"
 #include "models/dit.h"
+#include "moe/token_moe.h"
 
 namespace nd::models {
 
@@ -31,6 +32,11 @@ struct DitDeviceWeights {
   struct Block {
     DeviceLinear qkv, proj, adaLN, fc1, fc2;
     const float *qNormW = nullptr, *qNormB = nullptr, *kNormW = nullptr, *kNormB = nullptr;
+    // DiT-MoE: the router, every expert's gate|up side by side ([E, 2H, D]) and downs ([E, D, H]),
+    // the shared expert's gate|up ([2Hs, D]) and down ([D, Hs]).
+    DeviceLinear router, sharedGateUp, sharedDown;
+    const void* expertsGateUp = nullptr;
+    const void* expertsDown = nullptr;
   };
   std::vector<Block> blocks;
 };
@@ -38,7 +44,7 @@ struct DitDeviceWeights {
 // The model's compute dtype on a device: bf16/f16 when its matrices are stored so, else f32.
 DType ditDeviceComputeType(const DitConfig& c);
 // Every matrix converted to the compute dtype (once, on the host) and uploaded; biases and norm
-// parameters as f32. DiT-MoE is refused (ERR_ND_DEVICE): its device routing is not built yet.
+// parameters as f32.
 DitDeviceWeights uploadDitWeights(const DitModel& model, const DeviceUpload& upload);
 
 // Every activation buffer of one forward of n samples at h x w, carved from one allocation.
@@ -60,6 +66,22 @@ struct DitDeviceBuffers {
   float* cond = nullptr;       // [n, D]
   void* condAct = nullptr;     // [n, D] silu(cond) (act)
   float* mods = nullptr;       // [n, 6D]
+  // DiT-MoE (null for a dense DiT). Routing results are kept per layer for the statistics.
+  float* logits = nullptr;     // [rows, E]
+  int32_t* idx = nullptr;      // [depth, rows * K]
+  float* val = nullptr;        // [rows * K]
+  uint8_t* kept = nullptr;     // [depth, rows * K]
+  int32_t* order = nullptr;    // [rows * K]
+  int32_t* offsets = nullptr;  // [E + 1]
+  int32_t* counts = nullptr;   // [depth, E]
+  int32_t* dropped = nullptr;  // [depth]
+  float* entropy = nullptr;    // [depth, rows]
+  void* expertHidden = nullptr;  // [rows * K, 2H] (act)
+  void* expertAct = nullptr;     // [rows * K, H] (act)
+  float* routed = nullptr;       // [rows * K, D]
+  float* moeOut = nullptr;       // [rows, D]
+  void* sharedHidden = nullptr;  // [rows, 2Hs] (act)
+  void* sharedAct = nullptr;     // [rows, Hs] (act)
 };
 
 struct DitDeviceLayout {
@@ -69,8 +91,14 @@ struct DitDeviceLayout {
 };
 DitDeviceLayout ditDeviceLayout(const DitConfig& c, DType act, int64_t n, int64_t h, int64_t w);
 
-// One forward on `stream` (asynchronous). Inputs must already be in b.x, b.t, b.y, b.pos.
+// One forward on `stream` (asynchronous). Inputs must already be in b.x, b.t, b.y, b.pos. A DiT-MoE
+// routes on the device with no host synchronisation; the per-layer statistics stay in b.
 void ditDeviceForward(const DitConfig& c, const DitDeviceWeights& wt, const DitDeviceBuffers& b, int64_t n, int64_t h,
                       int64_t w, void* stream);
+
+// The per-layer routing statistics of the last forward, read from the (host copies of the) buffers:
+// counts [depth, E], dropped [depth], entropy [depth, rows], idx/kept [depth, rows * K].
+DitRouting ditDeviceRouting(const DitConfig& c, int64_t rows, const int32_t* counts, const int32_t* dropped,
+                            const float* entropy, const int32_t* idx, const uint8_t* kept);
 
 }  // namespace nd::models

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -13,7 +14,9 @@
 #include "kernels/cuda/embedding.cuh"
 #include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/head_layer_norm.cuh"
+#include "kernels/cuda/gated_residual.cuh"
 #include "kernels/cuda/layer_norm_modulate.cuh"
+#include "kernels/cuda/moe_routing.cuh"
 #include "kernels/cuda/patchify.cuh"
 
 namespace nd::models {
@@ -65,6 +68,13 @@ DeviceLinear uploadLinear(const LinearLayer& l, DType act, const DeviceUpload& u
   return d;
 }
 
+// Several matrices of the same shape, converted and uploaded as one contiguous [count, n, k] block.
+const void* uploadStacked(const std::vector<const GemmWeight*>& parts, DType act, const DeviceUpload& upload) {
+  std::vector<uint8_t> host;
+  for (const GemmWeight* g : parts) appendConverted(*g, act, host);
+  return upload(host.data(), host.size());
+}
+
 const float* uploadFloats(const std::vector<float>& v, const DeviceUpload& upload) {
   return v.empty() ? nullptr : static_cast<const float*>(upload(v.data(), v.size() * sizeof(float)));
 }
@@ -75,9 +85,8 @@ size_t alignUp(size_t v) { return (v + 255) & ~size_t(255); }
 
 DitDeviceWeights uploadDitWeights(const DitModel& m, const DeviceUpload& upload) {
   const DitConfig& c = m.config_;
-  ND_REQUIRE(c.family == "dit", Device,
-             "DiT-MoE models do not run on CUDA in this release (their device routing is not built yet); "
-             "load them with device: 'cpu'");
+  ND_REQUIRE(c.family == "dit" || c.topK <= 8, Device,
+             "The CUDA MoE router takes top-k up to 8; this model uses " + std::to_string(c.topK));
   ND_REQUIRE(c.hidden / c.heads <= 128, Device,
              "The CUDA attention kernels take head sizes up to 128; this model's is " + std::to_string(c.hidden / c.heads));
   DitDeviceWeights w;
@@ -102,8 +111,36 @@ DitDeviceWeights uploadDitWeights(const DitModel& m, const DeviceUpload& upload)
     d.qkv = uploadLinear(b.qkv, w.act, upload);
     d.proj = uploadLinear(b.proj, w.act, upload);
     d.adaLN = uploadLinear(b.adaLN, w.act, upload);
-    d.fc1 = uploadLinear(b.fc1, w.act, upload);
-    d.fc2 = uploadLinear(b.fc2, w.act, upload);
+    if (c.family == "dit-moe") {
+      const moe::MoeLayerWeights& mw = b.moe;
+      LinearLayer router;
+      router.n = c.experts;
+      router.k = c.hidden;
+      router.parts = {mw.router};
+      d.router = uploadLinear(router, w.act, upload);
+      std::vector<const GemmWeight*> gu, dn;
+      for (const moe::SwiGluWeights& e : mw.experts) {
+        gu.push_back(&e.gate);
+        gu.push_back(&e.up);
+        dn.push_back(&e.down);
+      }
+      d.expertsGateUp = uploadStacked(gu, w.act, upload);
+      d.expertsDown = uploadStacked(dn, w.act, upload);
+      if (mw.shared.hidden > 0) {
+        LinearLayer sgu, sdn;
+        sgu.n = 2 * mw.shared.hidden;
+        sgu.k = c.hidden;
+        sgu.parts = {mw.shared.gate, mw.shared.up};
+        sdn.n = c.hidden;
+        sdn.k = mw.shared.hidden;
+        sdn.parts = {mw.shared.down};
+        d.sharedGateUp = uploadLinear(sgu, w.act, upload);
+        d.sharedDown = uploadLinear(sdn, w.act, upload);
+      }
+    } else {
+      d.fc1 = uploadLinear(b.fc1, w.act, upload);
+      d.fc2 = uploadLinear(b.fc2, w.act, upload);
+    }
     d.qNormW = uploadFloats(b.qNormW, upload);
     d.qNormB = uploadFloats(b.qNormB, upload);
     d.kNormW = uploadFloats(b.kNormW, upload);
@@ -124,15 +161,28 @@ DitDeviceLayout ditDeviceLayout(const DitConfig& c, DType act, int64_t n, int64_
       size_t(n * c.freqDim) * f, size_t(n * c.freqDim) * a, size_t(n * D) * f, size_t(n * D) * a,
       size_t(n * D) * f, size_t(n * D) * a, size_t(n * 6 * D) * f};
   DitDeviceLayout l;
+  const bool moe = c.family == "dit-moe";
+  const int64_t E = moe ? c.experts : 0, K = moe ? c.topK : 0, H = c.expertHidden, Hs = c.sharedHidden, L = c.depth;
+  const size_t moeSizes[] = {
+      size_t(rows * E) * f, size_t(L * rows * K) * 4, size_t(rows * K) * f, size_t(L * rows * K),
+      size_t(rows * K) * 4, size_t(E + 1) * 4, size_t(L * E) * 4, size_t(L) * 4, size_t(L * rows) * f,
+      size_t(rows * K * 2 * H) * a, size_t(rows * K * H) * a, size_t(rows * K * D) * f, size_t(rows * D) * f,
+      size_t(rows * 2 * Hs) * a, size_t(rows * Hs) * a};
   for (size_t s : sizes) {
     l.offsets.push_back(l.bytes);
     l.bytes += alignUp(s);
+  }
+  for (size_t s : moeSizes) {
+    l.offsets.push_back(moe ? l.bytes : SIZE_MAX);
+    l.bytes += moe ? alignUp(s) : 0;
   }
   return l;
 }
 
 DitDeviceBuffers DitDeviceLayout::carve(void* base) const {
-  auto at = [&](size_t i) { return static_cast<void*>(static_cast<uint8_t*>(base) + offsets[i]); };
+  auto at = [&](size_t i) {
+    return offsets[i] == SIZE_MAX ? nullptr : static_cast<void*>(static_cast<uint8_t*>(base) + offsets[i]);
+  };
   DitDeviceBuffers b;
   b.x = static_cast<float*>(at(0));
   b.t = static_cast<float*>(at(1));
@@ -151,6 +201,21 @@ DitDeviceBuffers DitDeviceLayout::carve(void* base) const {
   b.cond = static_cast<float*>(at(14));
   b.condAct = at(15);
   b.mods = static_cast<float*>(at(16));
+  b.logits = static_cast<float*>(at(17));
+  b.idx = static_cast<int32_t*>(at(18));
+  b.val = static_cast<float*>(at(19));
+  b.kept = static_cast<uint8_t*>(at(20));
+  b.order = static_cast<int32_t*>(at(21));
+  b.offsets = static_cast<int32_t*>(at(22));
+  b.counts = static_cast<int32_t*>(at(23));
+  b.dropped = static_cast<int32_t*>(at(24));
+  b.entropy = static_cast<float*>(at(25));
+  b.expertHidden = at(26);
+  b.expertAct = at(27);
+  b.routed = static_cast<float*>(at(28));
+  b.moeOut = static_cast<float*>(at(29));
+  b.sharedHidden = at(30);
+  b.sharedAct = at(31);
   return b;
 }
 
@@ -189,6 +254,12 @@ void ditDeviceForward(const DitConfig& c, const DitDeviceWeights& wt, const DitD
   activationCuda(ActivationKind::Silu, b.cond, b.condAct, act, n * D, stream);
 
   const float attnScale = float(1.0 / std::sqrt(double(hd)));
+  const int64_t E = c.experts, K = c.topK, H = c.expertHidden, Hs = c.sharedHidden;
+  moe::MoeOptions moeOpts;
+  moeOpts.topK = K;
+  moeOpts.capacityFactor = c.capacityFactor;
+  const int64_t capacity = c.family == "dit-moe" ? moe::moeCapacity(moeOpts, T, E) : 0;
+  int64_t layer = 0;
   for (const DitDeviceWeights::Block& blk : wt.blocks) {
     const float* md = b.mods;
     linear(b.condAct, n, blk.adaLN, b.mods, DType::F32, store);
@@ -201,8 +272,30 @@ void ditDeviceForward(const DitConfig& c, const DitDeviceWeights& wt, const DitD
     linear(b.attn, rows, blk.proj, b.hs, DType::F32, gated(md + 2 * D, 6 * D));
     // h += gate_mlp * fc2(gelu(fc1(modulate(LN(h), shift_mlp, scale_mlp))))
     layerNormModulateCuda(b.hs, n, T, D, md + 3 * D, md + 4 * D, 6 * D, float(c.mlpNormEps), b.z, act, stream);
-    linear(b.z, rows, blk.fc1, b.wide, act, gelu);
-    linear(b.wide, rows, blk.fc2, b.hs, DType::F32, gated(md + 5 * D, 6 * D));
+    if (c.family == "dit-moe") {
+      // Routed experts over the permutation the router made on the device, the shared expert over
+      // every token, the weighted sum, then the gated residual.
+      linear(b.z, rows, blk.router, b.logits, DType::F32, store);
+      const MoeRoutingBuffers rb{b.idx + layer * rows * K, b.val, b.kept + layer * rows * K, b.order, b.offsets,
+                                 b.counts + layer * E, b.dropped + layer, b.entropy + layer * rows};
+      moeRouteCuda(b.logits, n, T, E, K, capacity, rb, stream);
+      groupedLinearCuda(b.z, D, blk.expertsGateUp, act, E, 2 * H, D, b.order, b.offsets, rows * K, K, true, false,
+                        b.expertHidden, act, 2 * H, stream);
+      swigluCuda(b.expertHidden, act, rows * K, H, 2 * H, b.expertAct, act, H, stream);
+      groupedLinearCuda(b.expertAct, H, blk.expertsDown, act, E, D, H, b.order, b.offsets, rows * K, K, false, true,
+                        b.routed, DType::F32, D, stream);
+      if (Hs > 0) {
+        linear(b.z, rows, blk.sharedGateUp, b.sharedHidden, act, store);
+        swigluCuda(b.sharedHidden, act, rows, Hs, 2 * Hs, b.sharedAct, act, Hs, stream);
+        linear(b.sharedAct, rows, blk.sharedDown, b.moeOut, DType::F32, store);
+      }
+      moeCombineCuda(b.moeOut, b.routed, rb.val, rb.kept, rows, K, D, Hs > 0, stream);
+      gatedResidualCuda(b.hs, b.moeOut, DType::F32, n, T, D, md + 5 * D, 6 * D, stream);
+    } else {
+      linear(b.z, rows, blk.fc1, b.wide, act, gelu);
+      linear(b.wide, rows, blk.fc2, b.hs, DType::F32, gated(md + 5 * D, 6 * D));
+    }
+    ++layer;
   }
 
   // Final layer: modulate(LN(h), shift, scale) -> Linear -> unpatchify.
@@ -210,6 +303,25 @@ void ditDeviceForward(const DitConfig& c, const DitDeviceWeights& wt, const DitD
   layerNormModulateCuda(b.hs, n, T, D, b.mods, b.mods + D, 2 * D, float(c.normEps), b.z, act, stream);
   linear(b.z, rows, wt.finalLinear, b.tokensOut, DType::F32, store);
   unpatchifyCuda(b.tokensOut, DType::F32, n, c.outChannels, h, w, p, b.out, stream);
+}
+
+DitRouting ditDeviceRouting(const DitConfig& c, int64_t rows, const int32_t* counts, const int32_t* dropped,
+                            const float* entropy, const int32_t* idx, const uint8_t* kept) {
+  DitRouting r;
+  if (c.family != "dit-moe") return r;
+  const int64_t E = c.experts, K = c.topK;
+  for (int64_t l = 0; l < c.depth; ++l) {
+    moe::MoeLayerStats s;
+    s.tokensPerExpert.assign(counts + l * E, counts + (l + 1) * E);
+    s.dropped = dropped[l];
+    double ent = 0;
+    for (int64_t i = 0; i < rows; ++i) ent += double(entropy[l * rows + i]);
+    s.entropy = rows > 0 ? ent / double(rows) : 0.0;
+    s.choices.assign(idx + l * rows * K, idx + (l + 1) * rows * K);
+    s.kept.assign(kept + l * rows * K, kept + (l + 1) * rows * K);
+    r.push_back(std::move(s));
+  }
+  return r;
 }
 
 }  // namespace nd::models

@@ -31,7 +31,8 @@ class DitOnDevice {
 
   // x: [n, C, h, w] f32 on the host or on this device; t, y: n host values (checked here);
   // returns [n, outC, h, w] f32 on this device. Calls on one model are serialised (one arena).
-  Tensor forward(const Tensor& x, const float* t, const int64_t* y);
+  // routing (DiT-MoE): the per-layer statistics, read back after the forward.
+  Tensor forward(const Tensor& x, const float* t, const int64_t* y, DitRouting* routing = nullptr);
 
   // Graph replay is on unless ND_CUDA_GRAPHS=0; tests turn it off to compare the two.
   void setGraphs(bool on);

@@ -63,7 +63,7 @@ void DitOnDevice::setGraphs(bool on) {
   state_->graphs = on;
 }
 
-Tensor DitOnDevice::forward(const Tensor& x, const float* t, const int64_t* y) {
+Tensor DitOnDevice::forward(const Tensor& x, const float* t, const int64_t* y, DitRouting* routing) {
   const DitConfig& c = model_->config();
   ND_REQUIRE(x.dtype == DType::F32 && x.shape.size() == 4 && x.shape[1] == c.inChannels, Shape,
              "Expected x of shape [N, " + std::to_string(c.inChannels) + ", H, W] in f32");
@@ -112,6 +112,18 @@ Tensor DitOnDevice::forward(const Tensor& x, const float* t, const int64_t* y) {
   Tensor out = Tensor::empty({n, c.outChannels, h, w}, DType::F32, device_);
   cuda::memcpyAsync(out.data(), s.bufs.out, out.nbytes(), s.stream);
   cuda::streamSynchronize(s.stream);  // t and y are the caller's host memory
+  if (routing && c.family == "dit-moe") {
+    const int64_t rows = n * (h / c.patch) * (w / c.patch), L = c.depth, E = c.experts, K = c.topK;
+    std::vector<int32_t> counts(static_cast<size_t>(L * E)), dropped(static_cast<size_t>(L)), idx(static_cast<size_t>(L * rows * K));
+    std::vector<float> entropy(static_cast<size_t>(L * rows));
+    std::vector<uint8_t> kept(static_cast<size_t>(L * rows * K));
+    cuda::memcpyDeviceToHost(s.device, counts.data(), s.bufs.counts, counts.size() * 4);
+    cuda::memcpyDeviceToHost(s.device, dropped.data(), s.bufs.dropped, dropped.size() * 4);
+    cuda::memcpyDeviceToHost(s.device, idx.data(), s.bufs.idx, idx.size() * 4);
+    cuda::memcpyDeviceToHost(s.device, entropy.data(), s.bufs.entropy, entropy.size() * 4);
+    cuda::memcpyDeviceToHost(s.device, kept.data(), s.bufs.kept, kept.size());
+    *routing = ditDeviceRouting(c, rows, counts.data(), dropped.data(), entropy.data(), idx.data(), kept.data());
+  }
   return out;
 }
 

@@ -14,7 +14,7 @@ std::shared_ptr<DitOnDevice> DitOnDevice::create(std::shared_ptr<const DitModel>
 DitOnDevice::~DitOnDevice() = default;
 DType DitOnDevice::computeType() const { return DType::F32; }
 int64_t DitOnDevice::deviceWeightBytes() const { return 0; }
-Tensor DitOnDevice::forward(const Tensor&, const float*, const int64_t*) {
+Tensor DitOnDevice::forward(const Tensor&, const float*, const int64_t*, DitRouting*) {
   fail(ErrorCode::Device, "This build of node-diffusion has no CUDA backend");
 }
 void DitOnDevice::setGraphs(bool) {}

@@ -66,7 +66,7 @@ void DitDenoiser::denoise(const float* x, double t, double modelT, float* out, T
     Tensor xh;
     xh.storage = Storage::wrapHost(xs.data(), xs.size() * sizeof(float), [] {});
     xh.shape = {rows, channels_, height_, width_};
-    copyToHost(dev->forward(xh, ts.data(), ys.data()), o.data());
+    copyToHost(dev->forward(xh, ts.data(), ys.data(), routing ? &layers : nullptr), o.data());
   } else {
     m.forward(xs.data(), rows, height_, width_, ts.data(), ys.data(), o.data(), pool, routing ? &layers : nullptr);
   }

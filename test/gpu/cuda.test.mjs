@@ -118,3 +118,26 @@ test('Pipeline on cuda:0 makes the same images as on the CPU up to f16 rounding,
   cpu.dispose();
   gpu.dispose();
 });
+
+test('the built-in DiT-MoE on cuda:0 matches the CPU, with the same expert choices in every layer', { skip }, async () => {
+  const path = nd.resolveModelSource('builtin:shapes-moe');
+  const cpu = await nd.loadModel(path, { heads: 3, topK: 2 });
+  const gpu = await nd.loadModel(path, { device: 'cuda', heads: 3, topK: 2 });
+  const x = await nd.randn([4, 3, 32, 32], { seed: 12 });
+  const t = [900, 500, 100, 5];
+  const y = [1, 3, 5, 10];
+  let rc, rg;
+  const a = await cpu.forward(x, t, y, { routing: 'choices', onRouting: (l) => { rc = l; } });
+  const b = await gpu.forward(x, t, y, { routing: 'choices', onRouting: (l) => { rg = l; } });
+  const rel = maxRel(await b.data(), await a.data());
+  assert.ok(rel <= 2e-2, `relative error ${rel}`);
+  assert.equal(rg.length, rc.length);
+  let differ = 0, total = 0;
+  for (let l = 0; l < rc.length; l++) {
+    for (let i = 0; i < rc[l].choices.length; i++, total++) differ += rc[l].choices[i] !== rg[l].choices[i] ? 1 : 0;
+  }
+  assert.ok(differ * 100 <= total, `${differ} of ${total} expert choices differ`);
+  for (const v of [x, a, b]) v.dispose();
+  cpu.dispose();
+  gpu.dispose();
+});

@@ -18,6 +18,9 @@ struct RandomDitSpec {
   int64_t depth = 2, hidden = 64, heads = 2, patch = 2, inChannels = 4, classes = 10, freqDim = 256;
   nd::DType dtype = nd::DType::F32;  // matrices' dtype; biases f32
   uint32_t seed = 1;
+  // DiT-MoE (feizc/DiT-MoE layout) when experts > 0: SwiGLU experts of expertHidden, a shared expert
+  // of sharedHidden (0: none), the router drawn with std 1 so that choices are well separated.
+  int64_t experts = 0, expertHidden = 0, sharedHidden = 0;
 };
 
 inline void writeRandomDit(const std::string& path, const RandomDitSpec& s) {
@@ -56,10 +59,25 @@ inline void writeRandomDit(const std::string& path, const RandomDitSpec& s) {
     add(b + "attn.qkv.bias", {3 * D}, 0.02f, false);
     add(b + "attn.proj.weight", {D, D}, inv, true);
     add(b + "attn.proj.bias", {D}, 0.02f, false);
-    add(b + "mlp.fc1.weight", {4 * D, D}, inv, true);
-    add(b + "mlp.fc1.bias", {4 * D}, 0.02f, false);
-    add(b + "mlp.fc2.weight", {D, 4 * D}, 0.5f * inv, true);
-    add(b + "mlp.fc2.bias", {D}, 0.02f, false);
+    if (s.experts > 0) {
+      add(b + "moe.gate.weight", {s.experts, D}, 1.0f, true);
+      for (int64_t e = 0; e < s.experts; ++e) {
+        const std::string ep = b + "moe.experts." + std::to_string(e) + ".";
+        add(ep + "gate_proj.weight", {s.expertHidden, D}, inv, true);
+        add(ep + "up_proj.weight", {s.expertHidden, D}, inv, true);
+        add(ep + "down_proj.weight", {D, s.expertHidden}, 0.5f / std::sqrt(float(s.expertHidden)), true);
+      }
+      if (s.sharedHidden > 0) {
+        add(b + "moe.shared_experts.gate_proj.weight", {s.sharedHidden, D}, inv, true);
+        add(b + "moe.shared_experts.up_proj.weight", {s.sharedHidden, D}, inv, true);
+        add(b + "moe.shared_experts.down_proj.weight", {D, s.sharedHidden}, 0.5f / std::sqrt(float(s.sharedHidden)), true);
+      }
+    } else {
+      add(b + "mlp.fc1.weight", {4 * D, D}, inv, true);
+      add(b + "mlp.fc1.bias", {4 * D}, 0.02f, false);
+      add(b + "mlp.fc2.weight", {D, 4 * D}, 0.5f * inv, true);
+      add(b + "mlp.fc2.bias", {D}, 0.02f, false);
+    }
     add(b + "adaLN_modulation.1.weight", {6 * D, D}, 0.5f * inv, true);
     add(b + "adaLN_modulation.1.bias", {6 * D}, 0.1f, false);
   }

@@ -33,6 +33,11 @@
 #include "kernels/cuda/layer_norm_modulate.cuh"
 #include "kernels/cuda/patchify.cuh"
 #include "kernels/cuda/step_pass.cuh"
+#include "kernels/cuda/moe_routing.cuh"
+#include "kernels/cuda/activation.cu"
+#include "kernels/cuda/gemm.cu"
+#include "kernels/cuda/moe_routing.cu"
+#include "moe/token_moe.h"
 
 using namespace nd;
 using kcuda::bf16;
@@ -336,6 +341,94 @@ ND_TEST(attention_tensor_core_matches_reference) {
   checkTensorCoreAttention<f16>(1, 33, 1, 64, 61);
   checkTensorCoreAttention<bf16>(1, 20, 3, 32, 62);  // fewer tokens than one tile
   checkTensorCoreAttention<f16>(1, 32, 1, 128, 63);
+}
+
+// The device MoE layer (router GEMM, moeRouteCuda, grouped gate|up GEMM, SwiGLU, grouped down GEMM
+// with the scatter, shared expert, combine) against moeForwardCpu: outputs, choices, admissions and
+// statistics, dropless and under a capacity that drops.
+template <class T>
+void checkMoeLayer(DType wt, double capacityFactor, double tol) {
+  const int64_t batch = 2, tokens = 24, D = 32, E = 5, K = 2, H = 24, Hs = 16, rows = batch * tokens;
+  auto rt = [&](std::vector<float> v) { return wt == DType::F32 ? v : (wt == DType::BF16 ? roundTrip<bf16>(v) : roundTrip<f16>(v)); };
+  auto z = rt(randomVec(size_t(rows * D), 70));
+  auto router = rt(randomVec(size_t(E * D), 71, -1.0f, 1.0f));
+  std::vector<std::vector<float>> gate(E), up(E), down(E);
+  for (int64_t e = 0; e < E; ++e) {
+    gate[size_t(e)] = rt(randomVec(size_t(H * D), 72 + uint32_t(e), -0.3f, 0.3f));
+    up[size_t(e)] = rt(randomVec(size_t(H * D), 80 + uint32_t(e), -0.3f, 0.3f));
+    down[size_t(e)] = rt(randomVec(size_t(D * H), 90 + uint32_t(e), -0.3f, 0.3f));
+  }
+  auto sGate = rt(randomVec(size_t(Hs * D), 100, -0.3f, 0.3f)), sUp = rt(randomVec(size_t(Hs * D), 101, -0.3f, 0.3f));
+  auto sDown = rt(randomVec(size_t(D * Hs), 102, -0.3f, 0.3f));
+  auto gw = [](const std::vector<float>& v, int64_t n, int64_t k) {
+    GemmWeight g;
+    g.data = v.data();
+    g.n = n;
+    g.k = k;
+    g.ld = k;
+    return g;
+  };
+  moe::MoeLayerWeights mw;
+  mw.dim = D;
+  mw.router = gw(router, E, D);
+  mw.experts.resize(size_t(E));
+  for (int64_t e = 0; e < E; ++e)
+    mw.experts[size_t(e)] = {gw(gate[size_t(e)], H, D), gw(up[size_t(e)], H, D), gw(down[size_t(e)], D, H), H};
+  mw.shared = {gw(sGate, Hs, D), gw(sUp, Hs, D), gw(sDown, D, Hs), Hs};
+  moe::MoeOptions opt;
+  opt.topK = K;
+  opt.capacityFactor = capacityFactor;
+  std::vector<float> ref(size_t(rows * D));
+  moe::MoeLayerStats stats;
+  moe::moeForwardCpu(z.data(), batch, tokens, mw, opt, ref.data(), &stats, nullptr);
+
+  // Device layout: experts' gate|up side by side [E, 2H, D], downs [E, D, H], shared gate|up [2Hs, D].
+  std::vector<float> gu, dn, sgu;
+  for (int64_t e = 0; e < E; ++e) {
+    gu.insert(gu.end(), gate[size_t(e)].begin(), gate[size_t(e)].end());
+    gu.insert(gu.end(), up[size_t(e)].begin(), up[size_t(e)].end());
+    dn.insert(dn.end(), down[size_t(e)].begin(), down[size_t(e)].end());
+  }
+  sgu = sGate;
+  sgu.insert(sgu.end(), sUp.begin(), sUp.end());
+  auto zT = narrow<T>(z), routerT = narrow<T>(router), guT = narrow<T>(gu), dnT = narrow<T>(dn), sguT = narrow<T>(sgu),
+       sdT = narrow<T>(sDown);
+  std::vector<float> logits(static_cast<size_t>(rows * E)), val(static_cast<size_t>(rows * K)), entropy(static_cast<size_t>(rows)), routed(static_cast<size_t>(rows * K * D)),
+      out(static_cast<size_t>(rows * D));
+  std::vector<int32_t> idx(static_cast<size_t>(rows * K)), order(static_cast<size_t>(rows * K)), offsets(static_cast<size_t>(E + 1)), counts(static_cast<size_t>(E)), dropped(1);
+  std::vector<uint8_t> kept(static_cast<size_t>(rows * K));
+  std::vector<T> hid(static_cast<size_t>(rows * K * 2 * H)), act(static_cast<size_t>(rows * K * H)), shid(static_cast<size_t>(rows * 2 * Hs)), sact(static_cast<size_t>(rows * Hs));
+  const DType tt = wt;
+  linearCuda(zT.data(), rows, D, routerT.data(), tt, E, D, D, nullptr, logits.data(), DType::F32, E, {}, nullptr);
+  MoeRoutingBuffers rb{idx.data(), val.data(), kept.data(), order.data(), offsets.data(), counts.data(), dropped.data(),
+                       entropy.data()};
+  moeRouteCuda(logits.data(), batch, tokens, E, K, moe::moeCapacity(opt, tokens, E), rb, nullptr);
+  groupedLinearCuda(zT.data(), D, guT.data(), tt, E, 2 * H, D, order.data(), offsets.data(), rows * K, K, true, false,
+                    hid.data(), tt, 2 * H, nullptr);
+  swigluCuda(hid.data(), tt, rows * K, H, 2 * H, act.data(), tt, H, nullptr);
+  groupedLinearCuda(act.data(), H, dnT.data(), tt, E, D, H, order.data(), offsets.data(), rows * K, K, false, true,
+                    routed.data(), DType::F32, D, nullptr);
+  linearCuda(zT.data(), rows, D, sguT.data(), tt, 2 * Hs, D, D, nullptr, shid.data(), tt, 2 * Hs, {}, nullptr);
+  swigluCuda(shid.data(), tt, rows, Hs, 2 * Hs, sact.data(), tt, Hs, nullptr);
+  linearCuda(sact.data(), rows, Hs, sdT.data(), tt, D, Hs, Hs, nullptr, out.data(), DType::F32, D, {}, nullptr);
+  moeCombineCuda(out.data(), routed.data(), val.data(), kept.data(), rows, K, D, true, nullptr);
+
+  CHECK_REL(out, ref, tol);
+  CHECK(std::vector<int32_t>(idx.begin(), idx.end()) == stats.choices);
+  CHECK(std::vector<uint8_t>(kept.begin(), kept.end()) == stats.kept);
+  for (int64_t e = 0; e < E; ++e) CHECK(counts[size_t(e)] == stats.tokensPerExpert[size_t(e)]);
+  CHECK(dropped[0] == stats.dropped);
+  CHECK((capacityFactor > 0) == (stats.dropped > 0));  // the capacity case really drops
+  double ent = 0;
+  for (float v : entropy) ent += v;
+  CHECK_NEAR(ent / double(rows), stats.entropy, 1e-5);
+}
+
+ND_TEST(moe_layer_matches_cpu) {
+  checkMoeLayer<float>(DType::F32, 0.0, 1e-5);
+  checkMoeLayer<float>(DType::F32, 0.75, 1e-5);
+  checkMoeLayer<bf16>(DType::BF16, 0.0, 2e-2);
+  checkMoeLayer<f16>(DType::F16, 1.0, 2e-2);
 }
 
 }  // namespace
