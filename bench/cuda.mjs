@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendInfo, init, loadModel, randn, sample, schedules } from '../dist/index.js';
+import { init, loadModel, measureCudaStepPass, randn, sample, schedules } from '../dist/index.js';
 import { denseMacs, writeDit } from './dit-common.mjs';
 import { findPython } from './torch-env.mjs';
 
@@ -113,6 +113,15 @@ try {
   for (const [name, s] of Object.entries(perModel)) console.log(`| ${name} | ${tokens(s, 8).toFixed(0)} | ${(denseS / s).toFixed(2)}x |`);
   moe.dispose();
   dense.dispose();
+
+  // The solver step on the device against a device copy, side by side (bytes moved per second).
+  console.log('\n| solver step, f32 | elements | step GB/s | copy GB/s | step / copy |');
+  console.log('|---|---|---|---|---|');
+  for (const elements of [4 * 32 * 32 * 64, 4 * 128 * 128 * 64]) {
+    const r = await measureCudaStepPass({ elements, reps: Math.max(runs, 20) });
+    const sb = r.stepBytesPerSecond / 1e9, cb = r.copyBytesPerSecond / 1e9;
+    console.log(`| dpmpp-2m pass | ${elements} | ${sb.toFixed(0)} | ${cb.toFixed(0)} | ${(sb / cb).toFixed(2)} |`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -17,6 +17,7 @@
 #include "instance.h"
 #include "kernels/cpu/gemm.h"
 #include "models/dit_on_device.h"
+#include "solvers/step_pass_device.h"
 #include "promise_worker.h"
 #include "tensor_handle.h"
 
@@ -369,6 +370,27 @@ Napi::Value gemmBenchmark(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaStepPassBenchmark(device, n, reps) -> Promise<{ stepSeconds, copySeconds, stepBytes, copyBytes }>:
+// the fused solver step on a GPU against a device copy, timed side by side (bench/cuda.mjs).
+Napi::Value cudaStepPassBenchmark(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const int device = int(argInt(info, 0, "device", 0, 1023));
+    const int64_t n = argInt(info, 1, "n", 1, int64_t(1) << 32);
+    const int reps = int(argInt(info, 2, "reps", 1, 1000));
+    auto result = std::make_shared<nd::StepPassDeviceTiming>();
+    return PromiseWorker::run(
+        info.Env(), [device, n, reps, result] { *result = nd::benchmarkStepPassCuda(device, n, reps); },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("stepSeconds", result->stepSeconds);
+          o.Set("copySeconds", result->copySeconds);
+          o.Set("stepBytes", double(result->stepBytes));
+          o.Set("copyBytes", double(result->copyBytes));
+          return o;
+        });
+  });
+}
+
 }  // namespace
 
 std::optional<ModelDenoiserRef> unwrapModelDenoiser(Napi::Value v) {
@@ -382,6 +404,7 @@ void registerModels(Napi::Env env, Napi::Object exports) {
   instanceData(env).modelDenoiserHandleCtor = Napi::Persistent(ModelDenoiserHandle::define(env));
   exports.Set("loadModel", Napi::Function::New(env, loadModel, "loadModel"));
   exports.Set("gemmBenchmark", Napi::Function::New(env, gemmBenchmark, "gemmBenchmark"));
+  exports.Set("cudaStepPassBenchmark", Napi::Function::New(env, cudaStepPassBenchmark, "cudaStepPassBenchmark"));
   exports.Set("createModelDenoiser", Napi::Function::New(env, createModelDenoiser, "createModelDenoiser"));
 }
 

@@ -24,7 +24,7 @@ export {
 } from './solvers.js';
 export { partitionTimesteps, partitionTimestepsWith, type PartitionCost, type TimestepPartition } from './moe.js';
 export {
-  loadModel, DiffusionModel, ModelDenoiser, TimestepExperts, timestepExperts, measureGemmRate, MODEL_LAYOUTS,
+  loadModel, DiffusionModel, ModelDenoiser, TimestepExperts, timestepExperts, measureGemmRate, measureCudaStepPass, MODEL_LAYOUTS,
   type ModelLayout, type LoadModelOptions, type ModelConfig, type RoutingLayerStats, type RoutingRecord,
   type ForwardOptions, type ModelDenoiserOptions, type TimestepExpert, type GemmRateOptions,
 } from './models.js';

@@ -148,6 +148,7 @@ interface ModelAddon {
     guidance: { scale: number; guidedChannels: number; intervalFrom: number; intervalTo: number },
     latent: number[], recordRouting: boolean): NativeModelDenoiserHandle;
   gemmBenchmark(m: number, n: number, k: number, dtype: string, reps: number): Promise<number[]>;
+  cudaStepPassBenchmark(device: number, n: number, reps: number): Promise<{ stepSeconds: number; copySeconds: number; stepBytes: number; copyBytes: number }>;
 }
 const modelAddon = (): ModelAddon => addon() as unknown as ModelAddon;
 
@@ -425,4 +426,25 @@ export async function measureGemmRate(options: GemmRateOptions): Promise<{ gflop
   const seconds = await callAsync(() => modelAddon().gemmBenchmark(m, n, k, dtype, reps));
   const sorted = [...seconds].sort((a, b) => a - b);
   return { gflops: (2 * m * n * k) / sorted[Math.floor(sorted.length / 2)] / 1e9, seconds };
+}
+
+export interface StepPassBandwidth {
+  /** Bytes per second of a dpmpp-2m-shaped fused step (reads x, m and one history term; writes d and out). */
+  stepBytesPerSecond: number;
+  /** Bytes per second of a device-to-device copy of the same number of floats, timed beside it. */
+  copyBytesPerSecond: number;
+}
+
+/**
+ * The fused solver step on a CUDA device against a device copy, medians of `reps` side-by-side runs:
+ * how close a sampler step comes to the device's copy bandwidth (bench/cuda.mjs).
+ */
+export async function measureCudaStepPass(options: { device?: string; elements: number; reps?: number }): Promise<StepPassBandwidth> {
+  assertObject('options', options as unknown);
+  const d = resolveDevice('device', options.device ?? 'cuda:0');
+  if (!d.startsWith('cuda')) throw invalidParameter('device', "'cuda' or 'cuda:N'", options.device);
+  const elements = positiveInt('elements', options.elements);
+  const reps = positiveInt('reps', options.reps ?? 20);
+  const r = await callAsync(() => modelAddon().cudaStepPassBenchmark(Number(d.split(':')[1] ?? 0), elements, reps));
+  return { stepBytesPerSecond: r.stepBytes / r.stepSeconds, copyBytesPerSecond: r.copyBytes / r.copySeconds };
 }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ArgumentError, DeviceError, DisposedError, backendInfo, IOError, ShapeError, Tensor, createSampler, loadModel, measureGemmRate, randn, sample, schedules,
+  ArgumentError, DeviceError, DisposedError, backendInfo, IOError, ShapeError, Tensor, createSampler, loadModel, measureCudaStepPass, measureGemmRate, randn, sample, schedules,
   timestepExperts, type DiffusionModel, type JsDenoiser, type RoutingLayerStats, type RoutingRecord, type Schedule,
 } from '../lib/index.js';
 import { writeRandomDit } from './helpers/dit-weights.js';
@@ -286,7 +286,9 @@ describe('typed errors', () => {
     if (backendInfo().backend !== 'cuda') {
       // No usable GPU: a device error that says why, never a silent CPU run.
       await bad(loadModel(pathA, { device: 'cuda', heads: HEADS }), DeviceError, 'ERR_ND_DEVICE', /cuda:0/);
+      await bad(measureCudaStepPass({ elements: 1024 }), DeviceError, 'ERR_ND_DEVICE', /cuda:0/);
     }
+    await bad(measureCudaStepPass({ device: 'cpu', elements: 1024 }), ArgumentError, 'ERR_ND_ARG', /device/);
     const missing = join(dir, 'no-such-model.safetensors');
     await bad(loadModel(missing), IOError, 'ERR_ND_IO', new RegExp(missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     // heads that do not divide the hidden size 64

@@ -141,3 +141,9 @@ test('the built-in DiT-MoE on cuda:0 matches the CPU, with the same expert choic
   cpu.dispose();
   gpu.dispose();
 });
+
+test('the fused solver step on the GPU moves its bytes at a rate comparable to a device copy', { skip }, async () => {
+  const r = await nd.measureCudaStepPass({ elements: 4 * 32 * 32 * 64, reps: 10 });
+  assert.ok(r.stepBytesPerSecond > 0 && r.copyBytesPerSecond > 0);
+  console.log(`step ${(r.stepBytesPerSecond / 1e9).toFixed(0)} GB/s, copy ${(r.copyBytesPerSecond / 1e9).toFixed(0)} GB/s`);
+});
