@@ -24,4 +24,4 @@ run('cmake', ['-S', '.', '-B', dir, '-DND_BUILD_TESTS=ON', `-DND_CUDA=${gpu ? 'O
   ...(gpu && process.env.CMAKE_CUDA_ARCHITECTURES ? [`-DCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`] : [])]);
 run('cmake', ['--build', dir, '--parallel', jobs]);
 const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' };
-run('ctest', ['--test-dir', dir, '--output-on-failure', ...(gpu ? ['-L', 'gpu'] : ['-LE', 'gpu'])], env);
+run('ctest', ['--test-dir', dir, '--output-on-failure', ...(gpu ? ['-L', 'gpu'] : ['-LE', sanitize ? 'gpu|emulated-model' : 'gpu'])], env);
