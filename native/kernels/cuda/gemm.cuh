@@ -7,7 +7,7 @@
 //    the CPU backend is checked against.
 // The epilogue is fused: bias, then GELU (tanh) or a gated residual add into y (the adaLN-Zero
 // residual of a DiT block, h += gate[sample] * (x Wᵀ + b)), then the cast to y's type. Why our own
-// kernels and not cuBLAS: docs/design.md, "CUDA GEMM".
+// kernels and not cuBLAS: docs/design.md, "The CUDA backend".
 #pragma once
 #include "core/dtype.h"
 #include "core/error.h"
