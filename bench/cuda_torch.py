@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dit_torch import read_safetensors  # noqa: E402  (same loader as the CPU benchmark)
+import dit_torch  # noqa: E402  (the CPU benchmark: loader and config)
+from dit_torch import read_safetensors  # noqa: E402
 
 
 def attention(q, k, v):
@@ -36,22 +37,17 @@ def pos_embed(gh, gw, d, device):
     return torch.cat([oc.sin(), oc.cos(), orow.sin(), orow.cos()], 1).float().to(device)
 
 
-class DiT(torch.nn.Module):
+class DiT(dit_torch.DiT):
+    """The CPU benchmark's model (same config reading) with a device-resident, bf16, SDPA forward."""
+
     def __init__(self, w, heads):
-        super().__init__()
-        self.w = w
-        self.heads = heads
-        self.D, self.C, self.p, _ = w["x_embedder.proj.weight"].shape
-        self.depth = 0
-        while f"blocks.{self.depth}.adaLN_modulation.1.weight" in w:
-            self.depth += 1
-        self.outC = w["final_layer.linear.weight"].shape[0] // (self.p * self.p)
+        super().__init__(w, heads)
         self.pos = {}
 
     def lin(self, x, name):
         return F.linear(x, self.w[name + ".weight"], self.w[name + ".bias"])
 
-    def forward(self, x, t, y):
+    def __call__(self, x, t, y):
         N, C, H, W = x.shape
         p, D, hd = self.p, self.D, self.D // self.heads
         dt = self.w["x_embedder.proj.weight"].dtype
@@ -105,7 +101,7 @@ def main():
     w = {k: v.to(dev, torch.bfloat16) for k, v in read_safetensors(a.weights).items()}
     model = DiT(w, a.heads)
     result = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "eager": {}, "compile": {}}
-    compiled = None if a.no_compile else torch.compile(model)
+    compiled = None if a.no_compile else torch.compile(model.__call__)
     with torch.no_grad():
         for n in a.batch:
             x = torch.randn(n, model.C, a.size, a.size, device=dev)

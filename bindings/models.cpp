@@ -200,29 +200,18 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         (*ys)[size_t(i)] = y.dtype == nd::DType::I64 ? y.ptr<int64_t>()[i] : int64_t(y.ptr<int32_t>()[i]);
       }
       const int64_t h = x.shape[2], w = x.shape[3];
-      if (onDevice) {
-        auto dev = onDevice;
-        auto out = std::make_shared<nd::Tensor>();
-        auto routing = std::make_shared<nd::models::DitRouting>();
-        return PromiseWorker::run(
-            info.Env(),
-            [dev, x, ts, ys, out, routing, mode] { *out = dev->forward(x, ts->data(), ys->data(), mode > 0 ? routing.get() : nullptr); },
-            [out, routing, mode](Napi::Env env) -> Napi::Value {
-              Napi::Object r = Napi::Object::New(env);
-              r.Set("out", TensorHandle::wrap(env, *out));
-              if (mode > 0) r.Set("routing", routingToJs(env, *routing, mode > 1));
-              return r;
-            },
-            {info[0], Value()});
-      }
-      auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty({n, c.outChannels, h, w}, nd::DType::F32, nd::Device{}));
+      // CPU models write into a tensor made here; device models return theirs from the forward.
+      auto out = std::make_shared<nd::Tensor>(
+          onDevice ? nd::Tensor() : nd::Tensor::empty({n, c.outChannels, h, w}, nd::DType::F32, nd::Device{}));
       auto routing = std::make_shared<nd::models::DitRouting>();
       auto pool = modelPool();
+      auto dev = onDevice;
       return PromiseWorker::run(
           info.Env(),
-          [m, x, ts, ys, out, routing, mode, pool, n, h, w] {
-            m->forward(x.ptr<float>(), n, h, w, ts->data(), ys->data(), out->ptr<float>(), pool.get(),
-                       mode > 0 ? routing.get() : nullptr);
+          [m, dev, x, ts, ys, out, routing, mode, pool, n, h, w] {
+            nd::models::DitRouting* r = mode > 0 ? routing.get() : nullptr;
+            if (dev) *out = dev->forward(x, ts->data(), ys->data(), r);
+            else m->forward(x.ptr<float>(), n, h, w, ts->data(), ys->data(), out->ptr<float>(), pool.get(), r);
           },
           [out, routing, mode](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);

@@ -11,7 +11,7 @@
  * serves the schedule times from <= t <= to), natively for models and in JS for JS denoisers.
  */
 import { addon } from './binding.js';
-import { parseDevice, resolveDevice } from './device.js';
+import { resolveDevice } from './device.js';
 import { callAsync, callSync } from './errors.js';
 import { ArgumentError, DisposedError, ShapeError } from './errors.js';
 import type { JsDenoiser, NativeModelDenoiser, Prediction } from './solvers.js';
@@ -214,6 +214,17 @@ export class DiffusionModel {
     }
   }
 
+  /**
+   * This model's weights on another device ('cuda' / 'cuda:N'), uploaded off the main thread, as a
+   * new DiffusionModel; this one stays usable (dispose it when it is no longer needed).
+   */
+  async to(device: string): Promise<DiffusionModel> {
+    const native = this.live();
+    const d = resolveDevice('device', device);
+    if (!d.startsWith('cuda')) throw invalidParameter('device', "'cuda' or 'cuda:N'", device);
+    return new DiffusionModel(await callAsync(() => native.toDevice(d)));
+  }
+
   /** Bytes of activations one forward at this size allocates. */
   activationBytes(batch: number, height: number, width: number): number {
     return callSync(() => this.live().activationBytes(positiveInt('batch', batch), positiveInt('height', height), positiveInt('width', width)));
@@ -250,9 +261,8 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (typeof path !== 'string' || path.length === 0) throw invalidParameter('path', 'path of a .safetensors file', path);
   assertObject('options', options as unknown);
   const device = options.device ?? 'cpu';
-  if (device !== 'cpu') {
-    const d = resolveDevice('device', device);
-    if (!d.startsWith('cuda')) throw invalidParameter('device', "'cpu', 'cuda' or 'cuda:N'", device);
+  if (device !== 'cpu' && !resolveDevice('device', device).startsWith('cuda')) {
+    throw invalidParameter('device', "'cpu', 'cuda' or 'cuda:N'", device);
   }
   const layout = options.layout ?? 'auto';
   assertOneOf('layout', layout, MODEL_LAYOUTS);
@@ -264,12 +274,12 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (options.variant !== undefined) assertOneOf('variant', options.variant, ['original', 'diffusers'] as const);
   if (options.timeInput !== undefined) assertOneOf('timeInput', options.timeInput, ['discrete', 'rectified-flow'] as const);
   const o = { heads: options.heads, topK: options.topK, capacityFactor: options.capacityFactor, variant: options.variant, timeInput: options.timeInput };
-  const native = await callAsync(() => modelAddon().loadModel(path, layout, o));
-  if (device === 'cpu') return new DiffusionModel(native);
+  const model = new DiffusionModel(await callAsync(() => modelAddon().loadModel(path, layout, o)));
+  if (device === 'cpu') return model;
   try {
-    return new DiffusionModel(await callAsync(() => native.toDevice(parseDevice('device', device))));
+    return await model.to(device);
   } finally {
-    native.dispose();  // the device handle keeps what it needs
+    model.dispose();  // the device model keeps what it needs
   }
 }
 

@@ -238,8 +238,12 @@ export class Pipeline {
     // 'auto': the first GPU when the CUDA backend is in use.
     const device = requested === 'auto' ? (loadBinding().backend === 'cuda' ? 'cuda:0' : 'cpu') : requested;
     if (device !== 'cpu') {
-      model.dispose();
-      model = await loadModel(path, { ...loadOptions, device });
+      const cpuModel = model;
+      try {
+        model = await cpuModel.to(device);
+      } finally {
+        cpuModel.dispose();
+      }
     }
     try {
       const c = model.config;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,15 @@ inline int runAll() {
 
 // max |a - b| / max |b|: the relative error the backends' parity tolerances are stated in.
 namespace ndtest {
+// n floats uniform in [lo, hi) from a seeded mt19937: the inputs of the kernel tests.
+inline std::vector<float> randomFloats(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
 inline double maxRelError(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {

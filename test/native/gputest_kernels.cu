@@ -67,13 +67,7 @@ struct Dev {
   }
 };
 
-std::vector<float> randomVec(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using ndtest::randomFloats;
 
 // 16-bit values as raw bits (the device types are opaque to host code here).
 std::vector<uint16_t> narrowBits(const std::vector<float>& v, DType t) {
@@ -99,8 +93,8 @@ std::vector<float> roundTrip(const std::vector<float>& v, DType t) { return wide
 
 ND_TEST(layer_norm_modulate) {
   const int64_t B = 4, T = 256, D = 1152, stride = 6 * D;
-  auto x = randomVec(size_t(B * T * D), 1);
-  auto mod = randomVec(size_t(B * stride), 2, -0.5f, 0.5f);
+  auto x = randomFloats(size_t(B * T * D), 1);
+  auto mod = randomFloats(size_t(B * stride), 2, -0.5f, 0.5f);
   std::vector<float> ref(x.size());
   layerNormModulateReference(x.data(), B, T, D, mod.data(), mod.data() + D, stride, 1e-6f, ref.data());
   Dev<float> dx(x), dm(mod), out(x.size());
@@ -113,14 +107,14 @@ ND_TEST(layer_norm_modulate) {
 
 ND_TEST(gated_residual_and_activations) {
   const int64_t B = 3, T = 256, D = 384, stride = 6 * D;
-  auto h = randomVec(size_t(B * T * D), 3), y = randomVec(size_t(B * T * D), 4), gate = randomVec(size_t(B * stride), 5);
+  auto h = randomFloats(size_t(B * T * D), 3), y = randomFloats(size_t(B * T * D), 4), gate = randomFloats(size_t(B * stride), 5);
   auto ref = h;
   gatedResidualCpu(ref.data(), y.data(), B, T, D, gate.data() + 2 * D, stride, nullptr);
   Dev<float> dh(h), dy(y), dg(gate);
   gatedResidualCuda(dh.p, dy.p, DType::F32, B, T, D, dg.p + 2 * D, stride, nullptr);
   CHECK(dh.get() == ref);
 
-  auto x = randomVec(100000, 6, -8.0f, 8.0f);
+  auto x = randomFloats(100000, 6, -8.0f, 8.0f);
   std::vector<float> r(x.size());
   Dev<float> dx(x), o(x.size());
   siluReference(x.data(), r.data(), int64_t(x.size()));
@@ -131,7 +125,7 @@ ND_TEST(gated_residual_and_activations) {
   CHECK_REL(o.get(), r, 1e-5);
 
   const int64_t rows = 300, hidden = 1024;
-  auto in = randomVec(size_t(rows * 2 * hidden), 7, -4.0f, 4.0f);
+  auto in = randomFloats(size_t(rows * 2 * hidden), 7, -4.0f, 4.0f);
   std::vector<float> sref(size_t(rows * hidden));
   swigluReference(in.data(), rows, hidden, 2 * hidden, sref.data(), hidden);
   Dev<float> din(in), sout(sref.size());
@@ -141,7 +135,7 @@ ND_TEST(gated_residual_and_activations) {
 
 ND_TEST(patchify_embeddings_head_norm) {
   const int64_t n = 4, c = 4, hh = 32, ww = 32, p = 2, T = (hh / p) * (ww / p);
-  auto x = randomVec(size_t(n * c * hh * ww), 8);
+  auto x = randomFloats(size_t(n * c * hh * ww), 8);
   std::vector<float> ref(size_t(n * T * c * p * p));
   patchifyReference(x.data(), n, c, hh, ww, p, ref.data());
   Dev<float> dx(x), dt(ref.size());
@@ -164,8 +158,8 @@ ND_TEST(patchify_embeddings_head_norm) {
   CHECK_REL(de.get(), eref, 1e-5);
 
   const int64_t rows = 512, heads = 16, hd = 72;
-  auto qkv = randomVec(size_t(rows * 3 * heads * hd), 9);
-  auto qw = randomVec(size_t(hd), 10), qb = randomVec(size_t(hd), 11), kw = randomVec(size_t(hd), 12), kb = randomVec(size_t(hd), 13);
+  auto qkv = randomFloats(size_t(rows * 3 * heads * hd), 9);
+  auto qw = randomFloats(size_t(hd), 10), qb = randomFloats(size_t(hd), 11), kw = randomFloats(size_t(hd), 12), kb = randomFloats(size_t(hd), 13);
   auto href = qkv;
   headLayerNormReference(href.data(), rows, heads, hd, qw.data(), qb.data(), kw.data(), kb.data(), 1e-6f);
   Dev<float> dq(qkv), dqw(qw), dqb(qb), dkw(kw), dkb(kb);
@@ -175,7 +169,7 @@ ND_TEST(patchify_embeddings_head_norm) {
 
 ND_TEST(step_pass_bits) {
   const int64_t n = 4 * 4 * 64 * 64 + 3;
-  auto x = randomVec(size_t(n), 20), m = randomVec(size_t(n), 21), z = randomVec(size_t(n), 22), h0 = randomVec(size_t(n), 23);
+  auto x = randomFloats(size_t(n), 20), m = randomFloats(size_t(n), 21), z = randomFloats(size_t(n), 22), h0 = randomFloats(size_t(n), 23);
   Dev<float> dx(x), dm(m), dz(z), dh(h0), dd(static_cast<size_t>(n)), dout(static_cast<size_t>(n));
   std::vector<float> d(static_cast<size_t>(n)), out(static_cast<size_t>(n));
   StepPass<float> c, g;
@@ -190,7 +184,7 @@ ND_TEST(step_pass_bits) {
 }
 
 void gemmCase(DType wt, int64_t m, int64_t n, int64_t k, uint32_t seed) {
-  auto xf = randomVec(size_t(m * k), seed), wf = randomVec(size_t(n * k), seed + 1, -0.1f, 0.1f), bias = randomVec(size_t(n), seed + 2);
+  auto xf = randomFloats(size_t(m * k), seed), wf = randomFloats(size_t(n * k), seed + 1, -0.1f, 0.1f), bias = randomFloats(size_t(n), seed + 2);
   if (wt != DType::F32) {
     xf = roundTrip(xf, wt);
     wf = roundTrip(wf, wt);
@@ -230,7 +224,7 @@ ND_TEST(gemm_against_reference) {
 }
 
 void attentionCase(DType t, int64_t B, int64_t T, int64_t H, int64_t hd, uint32_t seed) {
-  auto qkv = randomVec(size_t(B * T * 3 * H * hd), seed);
+  auto qkv = randomFloats(size_t(B * T * 3 * H * hd), seed);
   if (t != DType::F32) qkv = roundTrip(qkv, t);
   std::vector<float> ref(size_t(B * T * H * hd));
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -261,7 +255,7 @@ ND_TEST(out_of_memory_is_an_error_and_the_device_stays_usable) {
   CHECK_THROWS_CODE(Tensor::empty({int64_t(totalB) * 2}, DType::U8, Device{DeviceType::Cuda, 0}), Oom);
   Tensor ok = Tensor::empty({1 << 20}, DType::F32, Device{DeviceType::Cuda, 0});
   CHECK(ok.data() != nullptr);
-  std::vector<float> x = randomVec(1000, 50), r(1000);
+  std::vector<float> x = randomFloats(1000, 50), r(1000);
   Dev<float> dx(x), o(1000);
   siluReference(x.data(), r.data(), 1000);
   activationCuda(ActivationKind::Silu, dx.p, o.p, DType::F32, 1000, nullptr);

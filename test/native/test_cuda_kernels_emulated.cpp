@@ -45,13 +45,7 @@ using kcuda::f16;
 
 namespace {
 
-std::vector<float> randomVec(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using ndtest::randomFloats;
 
 template <class T>
 std::vector<T> narrow(const std::vector<float>& v) {
@@ -100,8 +94,8 @@ ND_TEST(emulator_shuffles_barriers_and_deadlocks) {
 
 ND_TEST(layer_norm_modulate_matches_reference) {
   const int64_t B = 2, T = 5, D = 70, stride = 3 * D;
-  auto x = randomVec(size_t(B * T * D), 1);
-  auto mod = randomVec(size_t(B * stride), 2, -0.5f, 0.5f);
+  auto x = randomFloats(size_t(B * T * D), 1);
+  auto mod = randomFloats(size_t(B * stride), 2, -0.5f, 0.5f);
   std::vector<float> ref(x.size()), got(x.size());
   layerNormModulateReference(x.data(), B, T, D, mod.data(), mod.data() + D, stride, 1e-6f, ref.data());
   kcuda::launchLayerNormModulate(x.data(), B, T, D, mod.data(), mod.data() + D, stride, 1e-6f, got.data(), nullptr);
@@ -119,9 +113,9 @@ ND_TEST(layer_norm_modulate_matches_reference) {
 
 ND_TEST(gated_residual_matches_reference) {
   const int64_t B = 3, T = 4, D = 33, stride = 2 * D;
-  auto h = randomVec(size_t(B * T * D), 3);
-  auto y = randomVec(size_t(B * T * D), 4);
-  auto gate = randomVec(size_t(B * stride), 5);
+  auto h = randomFloats(size_t(B * T * D), 3);
+  auto y = randomFloats(size_t(B * T * D), 4);
+  auto gate = randomFloats(size_t(B * stride), 5);
   auto ref = h, got = h;
   gatedResidualReference(ref.data(), y.data(), B, T, D, gate.data() + 1, stride);
   kcuda::launchGatedResidual(got.data(), y.data(), B, T, D, gate.data() + 1, stride, nullptr);
@@ -141,7 +135,7 @@ ND_TEST(gated_residual_matches_reference) {
 
 ND_TEST(activations_match_reference) {
   const int64_t n = 1000;
-  auto x = randomVec(size_t(n), 6, -8.0f, 8.0f);
+  auto x = randomFloats(size_t(n), 6, -8.0f, 8.0f);
   std::vector<float> ref(x.size()), got(x.size());
   siluReference(x.data(), ref.data(), n);
   kcuda::launchActivation(ActivationKind::Silu, x.data(), got.data(), n, nullptr);
@@ -154,7 +148,7 @@ ND_TEST(activations_match_reference) {
   CHECK(widen(gotH) == roundTrip<f16>(x));
 
   const int64_t rows = 7, hidden = 45, ldIn = 2 * hidden + 3, ldOut = hidden + 2;
-  auto in = randomVec(size_t(rows * ldIn), 7, -4.0f, 4.0f);
+  auto in = randomFloats(size_t(rows * ldIn), 7, -4.0f, 4.0f);
   std::vector<float> sref(size_t(rows * ldOut), 0.0f), sgot(size_t(rows * ldOut), 0.0f);
   swigluReference(in.data(), rows, hidden, ldIn, sref.data(), ldOut);
   kcuda::launchSwiglu(in.data(), rows, hidden, ldIn, sgot.data(), ldOut, nullptr);
@@ -163,12 +157,12 @@ ND_TEST(activations_match_reference) {
 
 ND_TEST(patchify_round_trip_matches_reference) {
   const int64_t n = 2, c = 3, h = 8, w = 12, p = 2, T = (h / p) * (w / p);
-  auto x = randomVec(size_t(n * c * h * w), 8);
+  auto x = randomFloats(size_t(n * c * h * w), 8);
   std::vector<float> ref(size_t(n * T * c * p * p)), got(ref.size());
   patchifyReference(x.data(), n, c, h, w, p, ref.data());
   kcuda::launchPatchify(x.data(), n, c, h, w, p, got.data(), nullptr);
   CHECK(got == ref);
-  auto tokens = randomVec(ref.size(), 9);
+  auto tokens = randomFloats(ref.size(), 9);
   std::vector<float> uref(x.size()), ugot(x.size());
   unpatchifyReference(tokens.data(), n, c, h, w, p, uref.data());
   kcuda::launchUnpatchify(tokens.data(), n, c, h, w, p, ugot.data(), nullptr);
@@ -186,9 +180,9 @@ ND_TEST(embeddings_match_cpu) {
   kcuda::launchTimestepEmbedding(t.data(), n, dim, freqs.data(), got.data(), nullptr);
   CHECK(got == ref);  // the emulator's cos/sin are the host's; a GPU differs by an ulp or two
 
-  auto table = randomVec(size_t(5 * dim), 10);
+  auto table = randomFloats(size_t(5 * dim), 10);
   std::vector<int64_t> labels = {4, 0, 2};
-  auto cond = randomVec(size_t(n * dim), 11);
+  auto cond = randomFloats(size_t(n * dim), 11);
   auto expect = cond;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t d = 0; d < dim; ++d) expect[size_t(i * dim + d)] += table[size_t(labels[size_t(i)] * dim + d)];
@@ -196,8 +190,8 @@ ND_TEST(embeddings_match_cpu) {
   CHECK(cond == expect);
 
   const int64_t T = 6;
-  auto x = randomVec(size_t(n * T * dim), 12);
-  auto rows = randomVec(size_t(T * dim), 13);
+  auto x = randomFloats(size_t(n * T * dim), 12);
+  auto rows = randomFloats(size_t(T * dim), 13);
   expect = x;
   for (int64_t i = 0; i < n * T * dim; ++i) expect[size_t(i)] += rows[size_t(i % (T * dim))];
   kcuda::launchAddTokenTable(x.data(), rows.data(), n, T, dim, nullptr);
@@ -206,8 +200,8 @@ ND_TEST(embeddings_match_cpu) {
 
 ND_TEST(head_layer_norm_matches_reference) {
   const int64_t rows = 5, heads = 3, hd = 40;
-  auto qkv = randomVec(size_t(rows * 3 * heads * hd), 14);
-  auto qw = randomVec(size_t(hd), 15), qb = randomVec(size_t(hd), 16), kw = randomVec(size_t(hd), 17);
+  auto qkv = randomFloats(size_t(rows * 3 * heads * hd), 14);
+  auto qw = randomFloats(size_t(hd), 15), qb = randomFloats(size_t(hd), 16), kw = randomFloats(size_t(hd), 17);
   auto ref = qkv, got = qkv;
   headLayerNormReference(ref.data(), rows, heads, hd, qw.data(), qb.data(), kw.data(), nullptr, 1e-6f);
   kcuda::launchHeadLayerNorm(got.data(), rows, heads, hd, qw.data(), qb.data(), kw.data(), nullptr, 1e-6f, nullptr);
@@ -216,8 +210,8 @@ ND_TEST(head_layer_norm_matches_reference) {
 
 ND_TEST(step_pass_is_bit_identical_to_cpu) {
   const int64_t n = 777;
-  auto x = randomVec(size_t(n), 20), m = randomVec(size_t(n), 21), z = randomVec(size_t(n), 22);
-  auto h0 = randomVec(size_t(n), 23), h1 = randomVec(size_t(n), 24);
+  auto x = randomFloats(size_t(n), 20), m = randomFloats(size_t(n), 21), z = randomFloats(size_t(n), 22);
+  auto h0 = randomFloats(size_t(n), 23), h1 = randomFloats(size_t(n), 24);
   for (int variant = 0; variant < 4; ++variant) {
     std::vector<float> dC(static_cast<size_t>(n)), dG(dC), oC(dC), oG(dC);
     auto make = [&](std::vector<float>& d, std::vector<float>& o) {
@@ -251,9 +245,9 @@ ND_TEST(step_pass_is_bit_identical_to_cpu) {
 template <class T>
 void checkTensorCoreGemm(int64_t m, int64_t n, int64_t k, int multiprocessors, uint32_t seed) {
   const int64_t ldx = k, ldw = k;
-  auto xf = roundTrip<T>(randomVec(size_t(m * ldx), seed));
-  auto wf = roundTrip<T>(randomVec(size_t(n * ldw), seed + 1, -0.5f, 0.5f));
-  auto bias = randomVec(size_t(n), seed + 2);
+  auto xf = roundTrip<T>(randomFloats(size_t(m * ldx), seed));
+  auto wf = roundTrip<T>(randomFloats(size_t(n * ldw), seed + 1, -0.5f, 0.5f));
+  auto bias = randomFloats(size_t(n), seed + 2);
   auto xt = narrow<T>(xf), wt = narrow<T>(wf);
   GemmWeight gw;
   gw.data = wf.data();
@@ -285,7 +279,7 @@ ND_TEST(gemm_tensor_core_matches_reference) {
 
 ND_TEST(gemm_simt_f32_and_gated_epilogue_match_reference) {
   const int64_t m = 70, n = 67, k = 45, ldx = 50, ldw = 47, ldy = 70, tokens = 10;
-  auto x = randomVec(size_t(m * ldx), 40), w = randomVec(size_t(n * ldw), 41), bias = randomVec(size_t(n), 42);
+  auto x = randomFloats(size_t(m * ldx), 40), w = randomFloats(size_t(n * ldw), 41), bias = randomFloats(size_t(n), 42);
   GemmWeight gw;
   gw.data = w.data();
   gw.n = n;
@@ -296,8 +290,8 @@ ND_TEST(gemm_simt_f32_and_gated_epilogue_match_reference) {
   kcuda::launchGemmSimt(x.data(), m, ldx, w.data(), n, k, ldw, bias.data(), got.data(), ldy, kcuda::gemmEpi({}), nullptr);
   CHECK_REL(got, ref, 1e-5);
   // h += gate[sample] * (x Wᵀ + b): the reference is the GEMM followed by gatedResidualReference.
-  auto h = randomVec(size_t(m * n), 43);
-  auto gate = randomVec(size_t((m / tokens) * 2 * n), 44);
+  auto h = randomFloats(size_t(m * n), 43);
+  auto gate = randomFloats(size_t((m / tokens) * 2 * n), 44);
   std::vector<float> y(size_t(m * n));
   linearReference(x.data(), m, ldx, gw, bias.data(), y.data(), n, false, GemmEpilogue::None);
   auto hr = h;
@@ -314,7 +308,7 @@ ND_TEST(gemm_simt_f32_and_gated_epilogue_match_reference) {
 ND_TEST(attention_simt_f32_matches_reference) {
   for (int64_t hd : {72, 128, 5}) {
     const int64_t B = 2, T = 37, H = 2;
-    auto qkv = randomVec(size_t(B * T * 3 * H * hd), 50 + uint32_t(hd));
+    auto qkv = randomFloats(size_t(B * T * 3 * H * hd), 50 + uint32_t(hd));
     std::vector<float> ref(size_t(B * T * H * hd)), got(ref.size(), -9.0f);
     const float scale = 1.0f / std::sqrt(float(hd));
     attentionReference(qkv.data(), B, T, H, hd, scale, ref.data());
@@ -325,7 +319,7 @@ ND_TEST(attention_simt_f32_matches_reference) {
 
 template <class T>
 void checkTensorCoreAttention(int64_t B, int64_t tokens, int64_t H, int64_t hd, uint32_t seed) {
-  auto qkvf = roundTrip<T>(randomVec(size_t(B * tokens * 3 * H * hd), seed));
+  auto qkvf = roundTrip<T>(randomFloats(size_t(B * tokens * 3 * H * hd), seed));
   auto qkv = narrow<T>(qkvf);
   std::vector<float> ref(size_t(B * tokens * H * hd));
   std::vector<T> got(ref.size(), kcuda::fromFloat<T>(-9.0f));
@@ -350,16 +344,16 @@ template <class T>
 void checkMoeLayer(DType wt, double capacityFactor, double tol) {
   const int64_t batch = 2, tokens = 24, D = 32, E = 5, K = 2, H = 24, Hs = 16, rows = batch * tokens;
   auto rt = [&](std::vector<float> v) { return wt == DType::F32 ? v : (wt == DType::BF16 ? roundTrip<bf16>(v) : roundTrip<f16>(v)); };
-  auto z = rt(randomVec(size_t(rows * D), 70));
-  auto router = rt(randomVec(size_t(E * D), 71, -1.0f, 1.0f));
+  auto z = rt(randomFloats(size_t(rows * D), 70));
+  auto router = rt(randomFloats(size_t(E * D), 71, -1.0f, 1.0f));
   std::vector<std::vector<float>> gate(E), up(E), down(E);
   for (int64_t e = 0; e < E; ++e) {
-    gate[size_t(e)] = rt(randomVec(size_t(H * D), 72 + uint32_t(e), -0.3f, 0.3f));
-    up[size_t(e)] = rt(randomVec(size_t(H * D), 80 + uint32_t(e), -0.3f, 0.3f));
-    down[size_t(e)] = rt(randomVec(size_t(D * H), 90 + uint32_t(e), -0.3f, 0.3f));
+    gate[size_t(e)] = rt(randomFloats(size_t(H * D), 72 + uint32_t(e), -0.3f, 0.3f));
+    up[size_t(e)] = rt(randomFloats(size_t(H * D), 80 + uint32_t(e), -0.3f, 0.3f));
+    down[size_t(e)] = rt(randomFloats(size_t(D * H), 90 + uint32_t(e), -0.3f, 0.3f));
   }
-  auto sGate = rt(randomVec(size_t(Hs * D), 100, -0.3f, 0.3f)), sUp = rt(randomVec(size_t(Hs * D), 101, -0.3f, 0.3f));
-  auto sDown = rt(randomVec(size_t(D * Hs), 102, -0.3f, 0.3f));
+  auto sGate = rt(randomFloats(size_t(Hs * D), 100, -0.3f, 0.3f)), sUp = rt(randomFloats(size_t(Hs * D), 101, -0.3f, 0.3f));
+  auto sDown = rt(randomFloats(size_t(D * Hs), 102, -0.3f, 0.3f));
   auto gw = [](const std::vector<float>& v, int64_t n, int64_t k) {
     GemmWeight g;
     g.data = v.data();

@@ -65,11 +65,7 @@ void dispatchFlags(const StepPass<T>& p, int64_t b, int64_t e) {
 
 template <class T>
 void run(const StepPass<T>& p, int64_t n, ThreadPool* pool) {
-  ND_REQUIRE(n >= 0, Arg, "StepPass: negative size");
-  ND_REQUIRE(p.x != nullptr, Internal, "StepPass: null x");
-  ND_REQUIRE(p.m == nullptr || p.dStore != nullptr, Internal, "StepPass: model term without dStore");
-  ND_REQUIRE(p.out != nullptr || p.m != nullptr, Internal, "StepPass: nothing to write");
-  ND_REQUIRE(p.nTerms >= 0 && p.nTerms <= kMaxStepTerms, Internal, "StepPass: bad term count");
+  checkStepPass(p, n);
   auto body = [&p](int64_t b, int64_t e) {
     switch (p.nTerms) {
       case 0: dispatchFlags<T, 0>(p, b, e); break;
@@ -89,6 +85,17 @@ void run(const StepPass<T>& p, int64_t n, ThreadPool* pool) {
 }
 
 }  // namespace
+
+template <class T>
+void checkStepPass(const StepPass<T>& p, int64_t n) {
+  ND_REQUIRE(n >= 0, Arg, "StepPass: negative size");
+  ND_REQUIRE(p.x != nullptr, Internal, "StepPass: null x");
+  ND_REQUIRE(p.m == nullptr || p.dStore != nullptr, Internal, "StepPass: model term without dStore");
+  ND_REQUIRE(p.out != nullptr || p.m != nullptr, Internal, "StepPass: nothing to write");
+  ND_REQUIRE(p.nTerms >= 0 && p.nTerms <= kMaxStepTerms, Internal, "StepPass: bad term count");
+}
+template void checkStepPass<float>(const StepPass<float>&, int64_t);
+template void checkStepPass<double>(const StepPass<double>&, int64_t);
 
 void stepPassCpu(const StepPass<float>& pass, int64_t n, ThreadPool* pool) { run(pass, n, pool); }
 void stepPassCpu(const StepPass<double>& pass, int64_t n, ThreadPool* pool) { run(pass, n, pool); }

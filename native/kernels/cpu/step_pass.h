@@ -37,6 +37,10 @@ struct StepPass {
   StepPass& term(double coef, const T* data);
 };
 
+// The argument checks every backend's step pass makes (ERR_ND_ARG / ERR_ND_INTERNAL).
+template <class T>
+void checkStepPass(const StepPass<T>& pass, int64_t n);
+
 // Coefficients are rounded to T once; arithmetic is in T (double for the f64 path used by exact
 // tests), so float and double paths differ only by rounding.
 void stepPassCpu(const StepPass<float>& pass, int64_t n, ThreadPool* pool);
