@@ -447,6 +447,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   std::shared_ptr<std::atomic<bool>> aborted = std::make_shared<std::atomic<bool>>(false);
   nd::DType dtype = nd::DType::F32;
   int64_t size = 0;
+  nd::Device device;  // where the state lives (cpu, or cuda:N for a device-resident f32 sampler)
 
  private:
   void idle() const {
@@ -460,16 +461,23 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   }
   nd::Tensor checked(Napi::Value v, const char* name) const {
     nd::Tensor t = TensorHandle::unwrap(v, name)->tensor();
-    ND_REQUIRE(t.device().isCpu(), Device, std::string(name) + " must be a CPU tensor (the CUDA samplers come with the CUDA backend)");
+    ND_REQUIRE(device.isCpu() ? t.device().isCpu() : t.device() == device, Device,
+               std::string(name) + " must be on " + device.str() + ", where this sampler keeps its state, but is on " +
+                   t.device().str());
     ND_REQUIRE(t.dtype == dtype, DType, std::string("Expected ") + nd::dtypeName(dtype) + " for " + name + " but received " + nd::dtypeName(t.dtype));
     ND_REQUIRE(t.numel() == size, Shape,
                std::string("Expected ") + std::to_string(size) + " values (batch x dim) for " + name + " but received " + std::to_string(t.numel()));
     return t;
   }
-  static nd::Tensor copyOf(const nd::Tensor& t) {
-    nd::Tensor o = nd::Tensor::empty(t.shape, t.dtype, nd::Device{});
-    std::memcpy(o.data(), t.data(), t.nbytes());
+  // A copy in the sampler's memory (stream-ordered with its passes on a device).
+  static nd::Tensor copyOf(AnySampler& any, const nd::Tensor& t) {
+    nd::Tensor o = nd::Tensor::empty(t.shape, t.dtype, t.device());
+    if (t.device().isCpu()) std::memcpy(o.data(), t.data(), t.nbytes());
+    else std::get<0>(any)->memory().copy(o.ptr<float>(), t.ptr<float>(), t.numel());
     return o;
+  }
+  static void finish(AnySampler& any, nd::DType dtype) {
+    if (dtype == nd::DType::F32) std::get<0>(any)->memory().synchronize();
   }
 
   Napi::Value state(const Napi::CallbackInfo& info) {
@@ -493,18 +501,20 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
       nd::Tensor noise = checked(info[0], "noise");
-      nd::Tensor out = nd::Tensor::empty(noise.shape, noise.dtype, nd::Device{});
+      nd::Tensor out = nd::Tensor::empty(noise.shape, noise.dtype, device);
       if (dtype == nd::DType::F32) std::get<0>(*sampler)->initialState(noise.ptr<float>(), out.ptr<float>());
       else std::get<1>(*sampler)->initialState(noise.ptr<double>(), out.ptr<double>());
+      finish(*sampler, dtype);
       return TensorHandle::wrap(info.Env(), std::move(out));
     });
   }
   Napi::Value start(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
-      nd::Tensor out = copyOf(checked(info[0], "x"));
+      nd::Tensor out = copyOf(*sampler, checked(info[0], "x"));
       if (dtype == nd::DType::F32) std::get<0>(*sampler)->prepareStart(out.ptr<float>());
       else std::get<1>(*sampler)->prepareStart(out.ptr<double>());
+      finish(*sampler, dtype);
       return TensorHandle::wrap(info.Env(), std::move(out));
     });
   }
@@ -515,9 +525,10 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   Napi::Value step(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
-      nd::Tensor out = copyOf(checked(info[0], "x"));
+      nd::Tensor out = copyOf(*sampler, checked(info[0], "x"));
       nd::Tensor m = checked(info[1], "modelOutput");
       stepInto(*sampler, dtype, m, out);
+      finish(*sampler, dtype);
       return TensorHandle::wrap(info.Env(), std::move(out));
     });
   }
@@ -527,7 +538,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
       nd::Tensor x = checked(info[0], "x");
       nd::Tensor m = checked(info[1], "modelOutput");
       visit([](auto& s) { return s.nextTime(); });  // throws now (not in the worker) when done
-      auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty(x.shape, x.dtype, nd::Device{}));
+      auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty(x.shape, x.dtype, device));
       auto any = sampler;
       auto b = busy;
       auto dt = dtype;
@@ -537,8 +548,10 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
             info.Env(),
             [any, x, m, out, dt, b] {
               struct Release { std::shared_ptr<std::atomic<bool>> b; ~Release() { b->store(false); } } rel{b};
-              std::memcpy(out->data(), x.data(), x.nbytes());
+              if (x.device().isCpu()) std::memcpy(out->data(), x.data(), x.nbytes());
+              else std::get<0>(*any)->memory().copy(out->ptr<float>(), x.ptr<float>(), x.numel());
               stepInto(*any, dt, m, *out);
+              finish(*any, dt);
             },
             [out](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, *out); }, {info[0], info[1], Value()});
       } catch (...) {
@@ -551,6 +564,9 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   Napi::Value run(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
+      ND_REQUIRE(device.isCpu(), Device,
+                 "run() drives the loop from host memory; a sampler created on " + device.str() +
+                     " is stepped with step() (model denoisers on a GPU move a host sampler's state there themselves)");
       nd::Tensor x = checked(info[0], "x");
       if (auto md = unwrapModelDenoiser(info[1])) return runModel(info, x, *md);
       DenoiserHandle* dh = DenoiserHandle::unwrap(info[1], "denoiser");
@@ -559,7 +575,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
       int64_t batch = visit([](auto& s) { return s.batch(); });
       ND_REQUIRE(d->dim() == dim, Shape,
                  "The denoiser's dimension " + std::to_string(d->dim()) + " does not match the latent's " + std::to_string(dim));
-      auto out = std::make_shared<nd::Tensor>(copyOf(x));
+      auto out = std::make_shared<nd::Tensor>(copyOf(*sampler, x));
       auto any = sampler;
       auto b = busy;
       auto ab = aborted;
@@ -602,7 +618,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
                "The model denoiser's batch x dim (" + std::to_string(md.denoiser->batch()) + " x " + std::to_string(md.denoiser->dim()) +
                    ") does not match the latent's (" + std::to_string(s.batch()) + " x " + std::to_string(s.dim()) + ")");
     ND_REQUIRE(!md.busy->exchange(true), Arg, "The model denoiser is already running a sampling loop; await it first");
-    auto out = std::make_shared<nd::Tensor>(copyOf(x));
+    auto out = std::make_shared<nd::Tensor>(copyOf(*sampler, x));
     auto any = sampler;
     auto b = busy;
     auto ab = aborted;
@@ -621,8 +637,23 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
             auto& smp = *std::get<0>(*any);
             const sv::Schedule& sch = smp.schedule();
             auto keepGoing = [ab](int64_t) { return !ab->load(); };
+            auto* routing = md.record ? md.routing.get() : nullptr;
+            if (std::optional<nd::Device> dev = md.denoiser->commonDevice()) {
+              // Every expert is on one GPU: the sampler's state moves there too, so the latent
+              // crosses the bus twice per run instead of twice per evaluation.
+              smp.useMemory(sv::makeCudaSamplerMemory(*dev, md.denoiser->deviceStream()));
+              sv::SamplerMemory<float>& mem = smp.memory();
+              float* x = mem.allocate(smp.size());
+              mem.fromHost(x, out->ptr<float>(), smp.size());
+              sv::NativeDenoiseFn<float> fn = [&](const float* xi, double t, double, double, float* o) {
+                md.denoiser->denoiseOnDevice(xi, t, sch.modelTimestep(t), o, routing);
+              };
+              sv::runLoop(smp, x, fn, keepGoing);
+              mem.toHost(out->ptr<float>(), x, smp.size());
+              return;
+            }
             sv::NativeDenoiseFn<float> fn = [&](const float* xi, double t, double, double, float* o) {
-              md.denoiser->denoise(xi, t, sch.modelTimestep(t), o, pool.get(), md.record ? md.routing.get() : nullptr);
+              md.denoiser->denoise(xi, t, sch.modelTimestep(t), o, pool.get(), routing);
             };
             sv::runLoop(smp, out->ptr<float>(), fn, keepGoing);
           },
@@ -696,16 +727,25 @@ Napi::Value createSampler(const Napi::CallbackInfo& info) {
     if (has(p, "options")) s.options = readOptions(p.Get("options").As<Napi::Object>());
     std::string dt = has(p, "dtype") ? p.Get("dtype").As<Napi::String>().Utf8Value() : "f32";
     ND_REQUIRE(dt == "f32" || dt == "f64", DType, "Expected f32 or f64 for dtype but received " + dt);
+    nd::Device device = has(p, "device") ? nd::Device::parse(p.Get("device").As<Napi::String>().Utf8Value()) : nd::Device{};
+    ND_REQUIRE(device.isCpu() || dt == "f32", DType, "A sampler on " + device.str() + " runs in f32; pass dtype: 'f32'");
     s.pool = cpuPool().get();  // the process-wide CPU pool outlives every sampler
     int64_t size = s.batch * s.dim;
     auto any = std::make_shared<AnySampler>();
-    if (dt == "f32") *any = sv::createSampler<float>(name, std::move(s));
-    else *any = sv::createSampler<double>(name, std::move(s));
+    if (dt == "f32") {
+      auto smp = sv::createSampler<float>(name, std::move(s));
+      // The step-wise API with its state on a GPU: step() takes and returns tensors on that device.
+      if (device.isCuda()) smp->useMemory(sv::makeCudaSamplerMemory(device));
+      *any = std::move(smp);
+    } else {
+      *any = sv::createSampler<double>(name, std::move(s));
+    }
     Napi::Object h = instanceData(info.Env()).samplerHandleCtor.New({});
     SamplerHandle* sh = Napi::ObjectWrap<SamplerHandle>::Unwrap(h);
     sh->sampler = any;
     sh->dtype = dt == "f32" ? nd::DType::F32 : nd::DType::F64;
     sh->size = size;
+    sh->device = device.isCuda() ? device : nd::Device{};
     return h;
   });
 }

@@ -13,6 +13,7 @@ import { addon } from './binding.js';
 import { AbortError, ArgumentError, DTypeError, ShapeError, callAsync, callSync } from './errors.js';
 import { type Seed, seedsFor, randn } from './random.js';
 import { Tensor } from './tensor.js';
+import { resolveDevice, type DeviceId } from './device.js';
 import { assertObject, assertOneOf, invalidParameter, isInteger } from './validate.js';
 
 // ---- native handle shapes --------------------------------------------------------------------------
@@ -449,6 +450,12 @@ export interface SamplerSetupOptions extends GridOptions {
   condition?: Tensor;
   /** Sampler-specific options (see listSamplers()). */
   options?: Record<string, number | boolean | string>;
+  /**
+   * Where the sampler keeps its state (history, noise, scratch): 'cpu' (default) or 'cuda[:N]' (f32).
+   * On a GPU, step(), stepAsync(), initialState() and start() take and return tensors on that device,
+   * and every step is the fused device step pass: the same bits as on the CPU.
+   */
+  device?: string;
 }
 
 function expandSeeds(batch: number, seed: Seed | readonly Seed[] | undefined): BigUint64Array | undefined {
@@ -467,9 +474,11 @@ function checkFinite(name: string, t: Tensor): void {
   }
 }
 
-function checkLatent(name: string, t: unknown, dtype: string, numel: number): Tensor {
+function checkLatent(name: string, t: unknown, dtype: string, numel: number, device: DeviceId = 'cpu'): Tensor {
   if (!(t instanceof Tensor)) throw invalidParameter(name, 'Tensor', t);
-  if (t.device !== 'cpu') throw new ArgumentError(`Expected a CPU tensor for ${name} (CUDA samplers come with the CUDA backend) but received ${t.device}`);
+  if (t.device !== device) {
+    throw new ArgumentError(`Expected a tensor on ${device} for ${name} (where the sampler keeps its state) but received one on ${t.device}`);
+  }
   if (t.dtype !== dtype) throw new DTypeError(`Expected ${dtype} for ${name} but received ${t.dtype}`);
   if (t.numel !== numel) throw new ShapeError(`Expected ${numel} values for ${name} but received shape [${t.shape.join(', ')}]`);
   return t;
@@ -482,6 +491,8 @@ export class Sampler {
   readonly shape: readonly number[];
   readonly dtype: 'f32' | 'f64';
   readonly prediction: Prediction;
+  /** Where the state lives: step() takes and returns tensors on this device. */
+  readonly device: DeviceId;
   /** The step boundaries tStart .. tEnd. */
   readonly grid: readonly number[];
   /** @internal */
@@ -489,8 +500,9 @@ export class Sampler {
   private readonly numel: number;
 
   /** @internal */
-  constructor(handle: NativeSampler, o: { name: string; schedule: Schedule; shape: readonly number[]; dtype: 'f32' | 'f64'; prediction: Prediction }) {
+  constructor(handle: NativeSampler, o: { name: string; schedule: Schedule; shape: readonly number[]; dtype: 'f32' | 'f64'; prediction: Prediction; device?: DeviceId }) {
     this._handle = handle;
+    this.device = o.device ?? 'cpu';
     this.name = o.name;
     this.schedule = o.schedule;
     this.shape = Object.freeze([...o.shape]);
@@ -517,19 +529,19 @@ export class Sampler {
   }
   /** The start state from standard normal noise: c + sigma(tStart) noise (pfgmpp: its own prior). */
   initialState(noise: Tensor): Tensor {
-    checkLatent('noise', noise, this.dtype, this.numel);
-    checkFinite('noise', noise);
+    checkLatent('noise', noise, this.dtype, this.numel, this.device);
+    if (this.device === 'cpu') checkFinite('noise', noise);
     return wrap(callSync(() => this._handle.initialState(noise.handle())));
   }
   /** A given start state, adjusted where the sampler raises the noise first (heun with churn). */
   start(x: Tensor): Tensor {
-    checkLatent('x', x, this.dtype, this.numel);
-    checkFinite('x', x);
+    checkLatent('x', x, this.dtype, this.numel, this.device);
+    if (this.device === 'cpu') checkFinite('x', x);
     return wrap(callSync(() => this._handle.start(x.handle())));
   }
   private checkStep(x: unknown, modelOutput: unknown, t: number | undefined): void {
-    checkLatent('x', x, this.dtype, this.numel);
-    checkLatent('modelOutput', modelOutput, this.dtype, this.numel);
+    checkLatent('x', x, this.dtype, this.numel, this.device);
+    checkLatent('modelOutput', modelOutput, this.dtype, this.numel, this.device);
     const next = this.nextTime;
     if (next === null) throw new ArgumentError(`Sampler ${this.name} has finished: no further model evaluation`);
     if (t !== undefined && Math.abs(t - next) > 1e-12 * Math.max(1, Math.abs(next))) {
@@ -562,6 +574,9 @@ function buildSampler(o: SamplerSetupOptions, defaultPrediction?: Prediction): S
   if (!Array.isArray(o.shape) || o.shape.length === 0 || !o.shape.every((d) => isInteger(d) && d > 0)) throw invalidParameter('shape', 'non-empty array of positive integers', o.shape);
   const dtype = o.dtype ?? 'f32';
   assertOneOf('dtype', dtype, ['f32', 'f64']);
+  const device = resolveDevice('device', o.device ?? 'cpu');
+  if (device !== 'cpu' && !device.startsWith('cuda')) throw invalidParameter('device', "'cpu' or 'cuda[:N]' (virtual CPU devices hold no sampler state)", o.device);
+  if (device !== 'cpu' && dtype !== 'f32') throw new DTypeError(`A sampler on ${device} runs in f32; pass dtype: 'f32'`);
   const prediction = o.prediction ?? defaultPrediction;
   if (prediction === undefined) throw invalidParameter('prediction', `one of ${PREDICTIONS.join(', ')} (what the model predicts)`, prediction);
   assertOneOf('prediction', prediction, PREDICTIONS);
@@ -589,10 +604,10 @@ function buildSampler(o: SamplerSetupOptions, defaultPrediction?: Prediction): S
   const setup = {
     schedule: o.schedule._handle, steps: g.steps, skip: g.skip, tStart: g.tStart, tEnd: g.tEnd, rho: g.rho, stepsOffset: g.stepsOffset, times: g.times,
     batch, dim: numel / batch, prediction, seeds, brownianTree: o.brownianTree ?? false, denoiseFinal: o.denoiseFinal ?? false,
-    thresholding, condition, options: o.options ?? {}, dtype,
+    thresholding, condition, options: o.options ?? {}, dtype, ...(device === 'cpu' ? {} : { device }),
   };
   const handle = callSync(() => solverAddon().createSampler(name, setup));
-  return new Sampler(handle, { name, schedule: o.schedule, shape: o.shape, dtype, prediction });
+  return new Sampler(handle, { name, schedule: o.schedule, shape: o.shape, dtype, prediction, device });
 }
 
 /** A sampler for the step-wise API (any denoiser, driven from JS). */
@@ -631,7 +646,7 @@ export interface AnalyticInitOptions {
   variance: number | readonly number[];
 }
 
-export interface SampleOptions extends Omit<SamplerSetupOptions, 'shape' | 'sampler' | 'prediction'> {
+export interface SampleOptions extends Omit<SamplerSetupOptions, 'shape' | 'sampler' | 'prediction' | 'device'> {
   denoiser: AnalyticDenoiser | JsDenoiser | NativeModelDenoiser;
   sampler: string;
   prediction?: Prediction;
@@ -696,7 +711,8 @@ export async function sample(options: SampleOptions): Promise<Tensor> {
   if (model !== undefined && o.prediction !== undefined && o.prediction !== model.prediction) {
     throw invalidParameter('prediction', `'${model.prediction}' (what this model predicts) or nothing`, o.prediction);
   }
-  const sampler = buildSampler({ ...o, seed, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, model ? model.prediction : native ? 'x0' : undefined);
+  // The state's device follows the model (a model denoiser on a GPU moves it there natively).
+  const sampler = buildSampler({ ...o, device: undefined, seed, shape, dtype, tStart: o.teleport ? o.teleport.tSkip : tStart }, model ? model.prediction : native ? 'x0' : undefined);
   tStart = tStart ?? schedule.tMax;
   const numel = shape.reduce((a, b) => a * b, 1);
 

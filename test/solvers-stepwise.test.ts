@@ -3,7 +3,7 @@
 // machine, so for every sampler they must give bit-identical results, stochastic ones included (same
 // per-sample seeds, same noise streams).
 import { describe, expect, it } from 'vitest';
-import { Tensor, analytic, createSampler, listSamplers, randn, sample, schedules, type Schedule } from '../lib/index.js';
+import { ArgumentError, DTypeError, DeviceError, Tensor, analytic, backendInfo, createSampler, listSamplers, randn, sample, schedules, type Schedule } from '../lib/index.js';
 
 const dim = 6, batch = 3;
 const den = analytic.gaussianMixture({
@@ -61,4 +61,31 @@ describe('step-wise API == whole-loop API, bit for bit', () => {
       expect((x.dataSync() as Float64Array).every(Number.isFinite)).toBe(true);
     });
   }
+});
+
+describe('where the sampler keeps its state (device)', () => {
+  const schedule = schedules.vpDiscrete();
+  it('defaults to the CPU and checks the tensors it is given against it', async () => {
+    const s = createSampler({ sampler: 'dpmpp-2m', schedule, shape: [2, 4], prediction: 'eps' });
+    expect(s.device).toBe('cpu');
+    expect(createSampler({ sampler: 'ddim', schedule, shape: [2, 4], prediction: 'eps', device: 'cpu' }).device).toBe('cpu');
+    const noise = await randn([2, 4], { seed: 3 });
+    expect(() => s.initialState(noise)).not.toThrow();
+  });
+  it('rejects devices that hold no sampler state, and f64 on a GPU', () => {
+    const base = { sampler: 'ddim', schedule, shape: [1, 4], prediction: 'eps' as const };
+    expect(() => createSampler({ ...base, device: 'gpu' })).toThrow(ArgumentError);
+    expect(() => createSampler({ ...base, device: 'cpu:1' })).toThrow(/device/);
+    if (backendInfo().backend === 'cuda') {
+      expect(() => createSampler({ ...base, device: 'cuda', dtype: 'f64' })).toThrow(DTypeError);
+    }
+  });
+  it.skipIf(backendInfo().backend === 'cuda')('without a GPU, a CUDA sampler is a DeviceError that says why', () => {
+    const base = { sampler: 'ddim', schedule, shape: [1, 4], prediction: 'eps' as const };
+    let e: unknown;
+    try { createSampler({ ...base, device: 'cuda:0' }); } catch (err) { e = err; }
+    expect(e).toBeInstanceOf(DeviceError);
+    expect((e as DeviceError).code).toBe('ERR_ND_DEVICE');
+    expect((e as Error).message).toMatch(/cuda:0/);
+  });
 });

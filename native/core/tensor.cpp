@@ -1,3 +1,5 @@
+// Host code: the CUDA kernel headers give their entry points only.
+#define ND_KERNEL_DECLARATIONS_ONLY
 #include "core/tensor.h"
 
 #include <cstring>

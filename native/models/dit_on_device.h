@@ -34,6 +34,10 @@ class DitOnDevice {
   // routing (DiT-MoE): the per-layer statistics, read back after the forward.
   Tensor forward(const Tensor& x, const float* t, const int64_t* y, DitRouting* routing = nullptr);
 
+  // The model's stream: a sampler keeping its state on this device queues its passes here, behind
+  // the forward that produced their input.
+  void* stream() const;
+
   // Graph replay is on unless ND_CUDA_GRAPHS=0; tests turn it off to compare the two.
   void setGraphs(bool on);
 

@@ -58,6 +58,8 @@ DitOnDevice::~DitOnDevice() = default;
 DType DitOnDevice::computeType() const { return state_->weights.act; }
 int64_t DitOnDevice::deviceWeightBytes() const { return state_->weightBytes; }
 
+void* DitOnDevice::stream() const { return state_->stream; }
+
 void DitOnDevice::setGraphs(bool on) {
   std::lock_guard<std::mutex> lk(mutex_);
   state_->graphs = on;

@@ -18,5 +18,6 @@ Tensor DitOnDevice::forward(const Tensor&, const float*, const int64_t*, DitRout
   fail(ErrorCode::Device, "This build of node-diffusion has no CUDA backend");
 }
 void DitOnDevice::setGraphs(bool) {}
+void* DitOnDevice::stream() const { return nullptr; }
 
 }  // namespace nd::models

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/cpu/guidance.h"
 
 namespace nd::models {
 
@@ -43,15 +44,35 @@ int64_t DitDenoiser::expertAt(double t) const {
   throw Error(ErrorCode::Arg, "No timestep expert covers t = " + numberText(t));
 }
 
+bool DitDenoiser::guidedAt(double t) const {
+  const bool inInterval = (guidance_.intervalFrom < 0 && guidance_.intervalTo < 0) ||
+                          (t >= guidance_.intervalFrom && t <= guidance_.intervalTo);
+  return guidance_.scale != 1 && inInterval;
+}
+
+int64_t DitDenoiser::guidedChannelsOf(const DitConfig& c) const {
+  return guidance_.guidedChannels < 0 ? c.guidedChannels : guidance_.guidedChannels;
+}
+
+std::optional<Device> DitDenoiser::commonDevice() const {
+  std::optional<Device> d;
+  for (const TimestepExpert& e : experts_) {
+    if (!e.onDevice) return std::nullopt;
+    if (d && *d != e.onDevice->device()) return std::nullopt;
+    d = e.onDevice->device();
+  }
+  return d;
+}
+
+void* DitDenoiser::deviceStream() const { return experts_.front().onDevice ? experts_.front().onDevice->stream() : nullptr; }
+
 void DitDenoiser::denoise(const float* x, double t, double modelT, float* out, ThreadPool* pool,
                           std::vector<RoutingRecord>* routing) const {
   const int64_t e = expertAt(t);
   const DitModel& m = *experts_[size_t(e)].model;
   const DitConfig& c = m.config();
   const int64_t n = batch(), per = dim(), hw = height_ * width_, oc = c.outChannels;
-  const bool inInterval = (guidance_.intervalFrom < 0 && guidance_.intervalTo < 0) ||
-                          (t >= guidance_.intervalFrom && t <= guidance_.intervalTo);
-  const bool guided = guidance_.scale != 1 && inInterval;
+  const bool guided = guidedAt(t);
   const int64_t rows = guided ? 2 * n : n;
   std::vector<float> xs(static_cast<size_t>(rows * per)), ts(static_cast<size_t>(rows), float(modelT)), o(static_cast<size_t>(rows * oc * hw));
   std::vector<int64_t> ys(static_cast<size_t>(rows));
@@ -70,20 +91,7 @@ void DitDenoiser::denoise(const float* x, double t, double modelT, float* out, T
   } else {
     m.forward(xs.data(), rows, height_, width_, ts.data(), ys.data(), o.data(), pool, routing ? &layers : nullptr);
   }
-  const int g = guidance_.guidedChannels < 0 ? c.guidedChannels : guidance_.guidedChannels;
-  const float s = float(guidance_.scale);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t ch = 0; ch < channels_; ++ch) {
-      const float* cond = o.data() + (i * oc + ch) * hw;
-      float* dst = out + i * per + ch * hw;
-      if (guided && ch < g) {
-        const float* unc = o.data() + ((n + i) * oc + ch) * hw;
-        for (int64_t j = 0; j < hw; ++j) dst[j] = unc[j] + s * (cond[j] - unc[j]);
-      } else {
-        std::memcpy(dst, cond, size_t(hw) * sizeof(float));
-      }
-    }
-  }
+  classifierFreeGuidanceCpu(o.data(), n, oc, channels_, hw, guidedChannelsOf(c), float(guidance_.scale), guided, out);
   if (routing) routing->push_back(RoutingRecord{int64_t(routing->size()), t, modelT, e, std::move(layers)});
 }
 

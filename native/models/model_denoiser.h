@@ -6,8 +6,10 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "core/device.h"
 #include "models/dit.h"
 
 namespace nd {
@@ -52,7 +54,20 @@ class DitDenoiser {
   void denoise(const float* x, double t, double modelT, float* out, ThreadPool* pool,
                std::vector<RoutingRecord>* routing) const;
 
+  // The CUDA device every expert runs on when they all run on one (nullopt otherwise): a sampling
+  // loop can then keep its state there and call denoiseOnDevice.
+  std::optional<Device> commonDevice() const;
+  // The first expert's stream (the sampler's passes queue there).
+  void* deviceStream() const;
+  // denoise() with x and out (batch x dim f32) on commonDevice(): the CFG batch is assembled and
+  // combined on the device (classifierFreeGuidanceCuda), nothing crosses to the host but the
+  // routing statistics. Returns when out is complete.
+  void denoiseOnDevice(const float* x, double t, double modelT, float* out, std::vector<RoutingRecord>* routing) const;
+
  private:
+  bool guidedAt(double t) const;
+  int64_t guidedChannelsOf(const DitConfig& c) const;
+
   std::vector<TimestepExpert> experts_;
   std::vector<int64_t> labels_;
   GuidanceOptions guidance_;

@@ -38,7 +38,8 @@ template <class T>
 Sampler<T>::Sampler(const SamplerSpec& spec, SamplerSetup setup)
     : spec_(&spec), setup_(std::move(setup)), effectivePrediction_(setup_.prediction) {
   if (setup_.thresholding) effectivePrediction_ = Prediction::X0;
-  buffers_.resize(16);
+  memory_ = std::make_shared<HostSamplerMemory<T>>(setup_.pool);
+  buffers_.assign(kBufferCount, nullptr);
   if (!setup_.condition.empty()) condition_.assign(setup_.condition.begin(), setup_.condition.end());
 }
 
@@ -93,14 +94,40 @@ const std::string& Sampler<T>::choice(const std::string& name) const {
 
 template <class T>
 T* Sampler<T>::buffer(int k) {
-  auto& b = buffers_[size_t(k)];
-  if (b.empty()) b.assign(size_t(size()), T(0));
-  return b.data();
+  T*& b = buffers_[size_t(k)];
+  if (!b) b = memory_->allocate(size());
+  return b;
 }
 
 template <class T>
-void Sampler<T>::copy(T* dst, const T* src) {
-  if (dst != src) std::copy(src, src + size(), dst);
+void Sampler<T>::useMemory(std::shared_ptr<SamplerMemory<T>> memory) {
+  ND_REQUIRE(memory != nullptr, Arg, "useMemory: no memory");
+  bool fresh = evaluations_ == 0 && std::all_of(buffers_.begin(), buffers_.end(), [](T* b) { return b == nullptr; });
+  ND_REQUIRE(fresh, Arg, "Sampler " + spec().name + " already holds state in " + memory_->device().str() +
+                             "; move it before its first step");
+  memory_ = std::move(memory);
+}
+
+template <class T>
+const T* Sampler<T>::readOnHost(const T* v, int slot) {
+  if (memory_->onHost()) return v;
+  auto& h = hostScratch_[size_t(slot)];
+  h.resize(size_t(size()));
+  memory_->toHost(h.data(), v, size());
+  return h.data();
+}
+
+template <class T>
+T* Sampler<T>::writeOnHost(T* dst, int slot) {
+  if (memory_->onHost()) return dst;
+  auto& h = hostScratch_[size_t(slot)];
+  h.resize(size_t(size()));
+  return h.data();
+}
+
+template <class T>
+void Sampler<T>::commitFromHost(T* dst, const T* written) {
+  if (dst != written) memory_->fromHost(dst, written, size());
 }
 
 template <class T>
@@ -139,12 +166,13 @@ const T* Sampler<T>::noise(double s, double t) {
       double lo = std::min(grid_.front(), grid_.back()), hi = std::max(grid_.front(), grid_.back());
       tree_ = std::make_unique<BrownianTree>(lo, hi, setup_.seeds, dim(), setup_.brownianTolerance);
     }
-    tree_->normalizedIncrement(s, t, z, setup_.pool);
+    T* zh = writeOnHost(z, 0);
+    tree_->normalizedIncrement(s, t, zh, setup_.pool);
+    commitFromHost(z, zh);
   } else {
     // Stream 0 is the initial noise (random.randn / sample({ seed })); step draws use 1, 2, ...
     ++noiseDraws_;
-    randnCpu(z, std::is_same_v<T, float> ? DType::F32 : DType::F64, batch(), dim(), setup_.seeds.data(),
-             noiseDraws_, setup_.pool);
+    memory_->randn(z, batch(), dim(), setup_.seeds.data(), noiseDraws_);
   }
   return z;
 }
@@ -159,12 +187,15 @@ void Sampler<T>::prepareModelOutput(const T* x, const T* m, const T*& mOut) {
   effectivePrediction_ = setup_.prediction;
   Lin c = x0Of(t);
   effectivePrediction_ = saved;
-  thresholded_.resize(size_t(size()));
+  T* dst = buffer(kThresholdBuffer);
+  const T* xh = readOnHost(x, 0);
+  const T* mh = readOnHost(m, 1);
+  T* th = writeOnHost(dst, 2);
   std::vector<double> absRow(static_cast<size_t>(dim()));
   for (int64_t b = 0; b < batch(); ++b) {
-    const T* xr = x + b * dim();
-    const T* mr = m + b * dim();
-    T* o = thresholded_.data() + b * dim();
+    const T* xr = xh + b * dim();
+    const T* mr = mh + b * dim();
+    T* o = th + b * dim();
     for (int64_t j = 0; j < dim(); ++j) {
       o[j] = T(c.cx * double(xr[j]) + c.cm * double(mr[j]));
       absRow[size_t(j)] = std::fabs(double(o[j]));
@@ -181,7 +212,8 @@ void Sampler<T>::prepareModelOutput(const T* x, const T* m, const T*& mOut) {
     double s = std::clamp(q, 1.0, setup_.thresholding->maxValue);
     for (int64_t j = 0; j < dim(); ++j) o[j] = T(std::clamp(double(o[j]), -s, s) / s);
   }
-  mOut = thresholded_.data();
+  commitFromHost(dst, th);
+  mOut = dst;
 }
 
 template <class T>
@@ -192,11 +224,9 @@ void Sampler<T>::step(const T* x, const T* modelOut, T* xOut, const T* xShiftFre
   if (conditioned && xShiftFree != nullptr) {
     xs = xShiftFree;
   } else if (conditioned) {
-    // x~ = x - (1 - alpha) c
-    shifted_.resize(size_t(size()));
-    double k = 1.0 - alpha(tEval);
-    for (int64_t i = 0; i < size(); ++i) shifted_[size_t(i)] = T(double(x[i]) - k * double(condition_[size_t(i)]));
-    xs = shifted_.data();
+    T* shifted = buffer(kShiftBuffer);
+    shiftFree(x, tEval, shifted);
+    xs = shifted;
   }
   const T* m = nullptr;
   prepareModelOutput(xs, modelOut, m);
@@ -220,7 +250,10 @@ void Sampler<T>::step(const T* x, const T* modelOut, T* xOut, const T* xShiftFre
   }
   if (conditioned) {
     double k = 1.0 - alpha(tOut);
-    for (int64_t i = 0; i < size(); ++i) xOut[i] = T(double(xOut[i]) + k * double(condition_[size_t(i)]));
+    const T* xh = readOnHost(xOut, 0);
+    T* oh = writeOnHost(xOut, 0);  // the same scratch: updated in place
+    for (int64_t i = 0; i < size(); ++i) oh[i] = T(double(xh[i]) + k * double(condition_[size_t(i)]));
+    commitFromHost(xOut, oh);
   }
 }
 
@@ -230,18 +263,24 @@ double Sampler<T>::finalTime() const { return grid_.back(); }
 template <class T>
 void Sampler<T>::initialState(const T* noise, T* x) {
   double s = sigma(grid_.front());
+  const T* nh = readOnHost(noise, 0);
+  T* xh = writeOnHost(x, 1);
   for (int64_t i = 0; i < size(); ++i) {
     double c = condition_.empty() ? 0.0 : double(condition_[size_t(i)]);
-    x[i] = T(c + s * double(noise[i]));
+    xh[i] = T(c + s * double(nh[i]));
   }
+  commitFromHost(x, xh);
   prepareStart(x);
 }
 
 template <class T>
-void Sampler<T>::shiftFree(const T* x, double t, T* out) const {
-  if (condition_.empty()) { if (out != x) std::copy(x, x + size(), out); return; }
+void Sampler<T>::shiftFree(const T* x, double t, T* out) {
+  if (condition_.empty()) { copy(out, x); return; }
   double k = 1.0 - alpha(t);
-  for (int64_t i = 0; i < size(); ++i) out[i] = T(double(x[i]) - k * double(condition_[size_t(i)]));
+  const T* xh = readOnHost(x, 0);
+  T* oh = writeOnHost(out, 1);
+  for (int64_t i = 0; i < size(); ++i) oh[i] = T(double(xh[i]) - k * double(condition_[size_t(i)]));
+  commitFromHost(out, oh);
 }
 
 template class Sampler<float>;
@@ -349,21 +388,23 @@ template std::unique_ptr<Sampler<double>> createSampler<double>(std::string_view
 
 template <class T>
 void runLoop(Sampler<T>& sampler, T* x, const NativeDenoiseFn<T>& denoise, const std::function<bool(int64_t)>& keepGoing) {
-  std::vector<T> out(static_cast<size_t>(sampler.size())), xs;
   const bool conditioned = !sampler.condition().empty();
-  if (conditioned) xs.resize(size_t(sampler.size()));
+  T* out = sampler.loopBuffer(0);
+  T* xs = conditioned ? sampler.loopBuffer(1) : nullptr;
   while (!sampler.done()) {
     double t = sampler.nextTime();
     double a = sampler.schedule().alpha(t), s = sampler.schedule().sigma(t);
     const T* in = x;
     if (conditioned) {
-      sampler.shiftFree(x, t, xs.data());
-      in = xs.data();
+      sampler.shiftFree(x, t, xs);
+      in = xs;
     }
-    denoise(in, t, a, s, out.data());
-    sampler.step(x, out.data(), x, conditioned ? xs.data() : nullptr);
+    sampler.memory().synchronize();
+    denoise(in, t, a, s, out);
+    sampler.step(x, out, x, xs);
     if (keepGoing && !keepGoing(sampler.evaluations())) fail(ErrorCode::Aborted, "sampling aborted");
   }
+  sampler.memory().synchronize();
 }
 
 template void runLoop<float>(Sampler<float>&, float*, const NativeDenoiseFn<float>&, const std::function<bool(int64_t)>&);

@@ -10,7 +10,9 @@
 //
 // Internally each sampler is a short class: it keeps its multistep history explicitly (buffers it
 // owns), computes its scalar coefficients in double from the schedule, and applies them with one
-// StepPass (kernels/cpu/step_pass.h) per model evaluation.
+// StepPass (kernels/cpu/step_pass.h) per model evaluation. Its buffers come from a SamplerMemory
+// (solvers/sampler_memory.h): host memory by default, a CUDA device after useMemory(), where every
+// pointer step() and initialState() take is a pointer into that memory.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -24,6 +26,7 @@
 
 #include "kernels/cpu/step_pass.h"
 #include "solvers/brownian_tree.h"
+#include "solvers/sampler_memory.h"
 #include "solvers/schedule.h"
 #include "solvers/timesteps.h"
 
@@ -119,13 +122,20 @@ class Sampler {
   virtual void prepareStart(T* x) {}
   // x~ = x - (1 - alpha(t)) c for conditioned schedules (a copy otherwise): what a denoiser of the
   // unconditioned data sees.
-  void shiftFree(const T* x, double t, T* out) const;
+  void shiftFree(const T* x, double t, T* out);
 
   // Builds the grid and the plan; called once by createSampler after construction.
   void initialise();
 
   // The condition c (conditioned schedules), empty otherwise.
   const std::vector<T>& condition() const { return condition_; }
+
+  // Where the state lives. useMemory() moves a sampler that has not allocated anything yet (no
+  // step, no initial state) to other memory; ERR_ND_ARG afterwards.
+  SamplerMemory<T>& memory() const { return *memory_; }
+  void useMemory(std::shared_ptr<SamplerMemory<T>> memory);
+  // Scratch vectors for the whole-loop driver (runLoop), k = 0, 1.
+  T* loopBuffer(int k) { return buffer(kLoopBase + k); }
 
  protected:
   Sampler(const SamplerSpec& spec, SamplerSetup setup);
@@ -177,14 +187,26 @@ class Sampler {
   // Standard normal noise for the transition s -> t (per-sample seeds; Brownian-tree increments
   // when enabled). Throws if the sampler was built without seeds.
   const T* noise(double s, double t);
-  void run(const StepPass<T>& pass) { stepPassCpu(pass, size(), setup_.pool); }
-  void copy(T* dst, const T* src);
+  void run(const StepPass<T>& pass) { memory_->run(pass, size()); }
+  void copy(T* dst, const T* src) { memory_->copy(dst, src, size()); }
+
+  // Host code over sampler vectors (a quantile, a norm, a prior): readOnHost gives the vector itself
+  // when the state is in host memory and a downloaded copy (host scratch `slot`, 0..2) otherwise;
+  // writeOnHost gives where to write a vector that belongs at dst, and commitFromHost puts it there
+  // (no copies at all on the host).
+  const T* readOnHost(const T* v, int slot);
+  T* writeOnHost(T* dst, int slot);
+  void commitFromHost(T* dst, const T* written);
 
   const SamplerSetup& setup() const { return setup_; }
 
   static constexpr int kHistorySlots = 6;
   static constexpr int kHistoryBase = 8;
   static constexpr int kNoiseBuffer = 15;
+  static constexpr int kShiftBuffer = 16;
+  static constexpr int kThresholdBuffer = 17;
+  static constexpr int kLoopBase = 18;
+  static constexpr int kBufferCount = 20;
 
  private:
   void prepareModelOutput(const T* x, const T* m, const T*& mOut);
@@ -199,12 +221,13 @@ class Sampler {
   bool done_ = false;
   bool finalDenoisePending_ = false;
   Prediction effectivePrediction_;
-  std::vector<std::vector<T>> buffers_;
+  std::shared_ptr<SamplerMemory<T>> memory_;
+  std::vector<T*> buffers_;  // null until first use
+  std::vector<T> hostScratch_[3];
   int historyHead_ = 0, historyCount_ = 0;
   uint64_t noiseDraws_ = 0;
   std::unique_ptr<BrownianTree> tree_;
   std::vector<T> condition_;
-  std::vector<T> shifted_, thresholded_;
 };
 
 // ---- registry -------------------------------------------------------------------------------------
@@ -224,7 +247,8 @@ std::unique_ptr<Sampler<T>> createSampler(std::string_view name, SamplerSetup se
 
 // Whole loop with a native denoiser that predicts `setup.prediction` at (x, alpha, sigma) per sample
 // (conditioned schedules: the denoiser sees the shift-free x~). x: the start state, overwritten with
-// the sample. onStep (optional) is called after each evaluation with the evaluation count.
+// the sample; x and the denoiser's pointers are in the sampler's memory (the loop synchronises that
+// memory before each evaluation, so a denoiser on another stream or on the host sees finished data). onStep (optional) is called after each evaluation with the evaluation count.
 template <class T>
 using NativeDenoiseFn = std::function<void(const T* x, double t, double alpha, double sigma, T* out)>;
 template <class T>

@@ -201,14 +201,17 @@ class PfgmppHeun : public Heun<T> {
     double t0 = this->t(0), scale = this->alpha(t0) * this->schedule().edmSigma(t0) * std::sqrt(d);
     auto D = int64_t(d);
     std::vector<double> z(static_cast<size_t>(D));
+    const T* noiseHost = this->readOnHost(noise, 0);
+    T* xHost = this->writeOnHost(x, 1);
     for (int64_t b = 0; b < this->batch(); ++b) {
       uint64_t seed = this->setup().seeds[size_t(b)];
       randnCpu(z.data(), DType::F64, 1, D, &seed, kPfgmppPriorStream, nullptr);
       double chi2 = 0;
       for (double v : z) chi2 += v * v;
       double k = scale / std::sqrt(chi2);
-      for (int64_t j = 0; j < this->dim(); ++j) x[b * this->dim() + j] = T(k * double(noise[b * this->dim() + j]));
+      for (int64_t j = 0; j < this->dim(); ++j) xHost[b * this->dim() + j] = T(k * double(noiseHost[b * this->dim() + j]));
     }
+    this->commitFromHost(x, xHost);
     this->prepareStart(x);
   }
 };

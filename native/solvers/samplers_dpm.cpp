@@ -555,12 +555,15 @@ class DpmAdaptive : public Base<T> {
     }
     double atol = this->option("atol"), rtol = this->option("rtol");
     double E = 0;
+    const T* loH = this->readOnHost(lo, 0);
+    const T* prevH = this->readOnHost(prev, 1);
+    const T* hiH = this->readOnHost(hi, 2);
     for (int64_t b = 0; b < this->batch(); ++b) {
       double acc = 0;
       for (int64_t j = 0; j < this->dim(); ++j) {
         int64_t k = b * this->dim() + j;
-        double delta = std::max(atol, rtol * std::max(std::fabs(double(lo[k])), std::fabs(double(prev[k]))));
-        double q = (double(hi[k]) - double(lo[k])) / delta;
+        double delta = std::max(atol, rtol * std::max(std::fabs(double(loH[k])), std::fabs(double(prevH[k]))));
+        double q = (double(hiH[k]) - double(loH[k])) / delta;
         acc += q * q;
       }
       E = std::max(E, std::sqrt(acc / double(this->dim())));

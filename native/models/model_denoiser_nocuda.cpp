@@ -1,0 +1,10 @@
+#include "core/error.h"
+#include "models/model_denoiser.h"
+
+namespace nd::models {
+
+void DitDenoiser::denoiseOnDevice(const float*, double, double, float*, std::vector<RoutingRecord>*) const {
+  fail(ErrorCode::Device, "This build of node-diffusion has no CUDA backend");
+}
+
+}  // namespace nd::models
