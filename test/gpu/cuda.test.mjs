@@ -147,3 +147,44 @@ test('the fused solver step on the GPU moves its bytes at a rate comparable to a
   assert.ok(r.stepBytesPerSecond > 0 && r.copyBytesPerSecond > 0);
   console.log(`step ${(r.stepBytesPerSecond / 1e9).toFixed(0)} GB/s, copy ${(r.copyBytesPerSecond / 1e9).toFixed(0)} GB/s`);
 });
+
+test('a step-wise sampler with its state on cuda:0 gives the CPU sampler\'s bits (f32, every sampler family)', { skip }, async () => {
+  const schedule = nd.schedules.vpDiscrete();
+  const shape = [3, 4, 16, 16];
+  const seeds = [11, 12, 13];
+  // x0 prediction of Gaussian data N(0.2, 0.5^2): the same host function on both runs.
+  const denoise = (x, t) => {
+    const a = schedule.alpha(t), s = schedule.sigma(t), k = (a * 0.25) / (a * a * 0.25 + s * s);
+    return Float32Array.from(x, (v) => 0.2 + k * (v - a * 0.2));
+  };
+  for (const sampler of ['ddim', 'dpmpp-2m', 'dpmpp-3m-sde', 'euler-ancestral', 'heun', 'unipc']) {
+    const run = async (device) => {
+      const s = nd.createSampler({ sampler, schedule, shape, steps: 8, seed: seeds, prediction: 'x0', device });
+      assert.equal(s.device, device);
+      const noise = await nd.randn(shape, { seed: seeds, device });
+      let x = s.initialState(noise);
+      for (const t of s.timesteps) {
+        const m = await nd.Tensor.from(denoise(await x.data(), t), { shape }).to(device);
+        x = await s.stepAsync(x, m, t);
+      }
+      return x.data();
+    };
+    const cpu = await run('cpu');
+    const gpu = await run('cuda:0');
+    assert.ok(bytes(cpu).equals(bytes(gpu)), sampler);
+  }
+});
+
+test('sample() with a model denoiser on cuda:0 keeps the state on the GPU and matches the CPU run', { skip }, async () => {
+  const path = nd.resolveModelSource('builtin:shapes');
+  const cpu = await nd.loadModel(path);
+  const gpu = await nd.loadModel(path, { device: 'cuda' });
+  const opts = { classes: [1, 6], guidanceScale: 3 };
+  const schedule = nd.schedules.vpDiscrete();
+  const a = await nd.sample({ denoiser: cpu.denoiser(opts), schedule, sampler: 'dpmpp-2m', steps: 10, seed: 3 });
+  const b = await nd.sample({ denoiser: gpu.denoiser(opts), schedule, sampler: 'dpmpp-2m', steps: 10, seed: 3 });
+  const b2 = await nd.sample({ denoiser: gpu.denoiser(opts), schedule, sampler: 'dpmpp-2m', steps: 10, seed: 3 });
+  const rel = maxRel(b.dataSync(), a.dataSync());
+  assert.ok(rel <= 5e-2, `relative error ${rel}`);
+  assert.ok(bytes(b.dataSync()).equals(bytes(b2.dataSync())));
+});
