@@ -447,7 +447,6 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   std::shared_ptr<std::atomic<bool>> aborted = std::make_shared<std::atomic<bool>>(false);
   nd::DType dtype = nd::DType::F32;
   int64_t size = 0;
-  nd::Device device;  // where the state lives (cpu, or cuda:N for a device-resident f32 sampler)
 
  private:
   void idle() const {
@@ -459,8 +458,15 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
     ND_REQUIRE(sampler != nullptr, Disposed, "The sampler was disposed");
     return std::visit([&](auto& s) { return f(*s); }, *sampler);
   }
+  // Where the state lives: the host, or the GPU of a device-resident f32 sampler (read from the
+  // sampler itself, which a model denoiser on a GPU moves there for its run).
+  nd::Device stateDevice() const {
+    ND_REQUIRE(sampler != nullptr, Disposed, "The sampler was disposed");
+    return dtype == nd::DType::F32 ? std::get<0>(*sampler)->memory().device() : nd::Device{};
+  }
   nd::Tensor checked(Napi::Value v, const char* name) const {
     nd::Tensor t = TensorHandle::unwrap(v, name)->tensor();
+    const nd::Device device = stateDevice();
     ND_REQUIRE(device.isCpu() ? t.device().isCpu() : t.device() == device, Device,
                std::string(name) + " must be on " + device.str() + ", where this sampler keeps its state, but is on " +
                    t.device().str());
@@ -479,6 +485,21 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   static void finish(AnySampler& any, nd::DType dtype) {
     if (dtype == nd::DType::F32) std::get<0>(any)->memory().synchronize();
   }
+  // On a throw, waits for the device work already enqueued before its tensors are released (the
+  // caching allocator would hand their blocks out again while a copy still writes into them).
+  struct SyncOnThrow {
+    AnySampler& any;
+    nd::DType dtype;
+    int pending = std::uncaught_exceptions();
+    ~SyncOnThrow() {
+      if (std::uncaught_exceptions() > pending) {
+        try {
+          finish(any, dtype);
+        } catch (...) {
+        }
+      }
+    }
+  };
 
   Napi::Value state(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
@@ -501,7 +522,8 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
       nd::Tensor noise = checked(info[0], "noise");
-      nd::Tensor out = nd::Tensor::empty(noise.shape, noise.dtype, device);
+      nd::Tensor out = nd::Tensor::empty(noise.shape, noise.dtype, stateDevice());
+      SyncOnThrow guard{*sampler, dtype};
       if (dtype == nd::DType::F32) std::get<0>(*sampler)->initialState(noise.ptr<float>(), out.ptr<float>());
       else std::get<1>(*sampler)->initialState(noise.ptr<double>(), out.ptr<double>());
       finish(*sampler, dtype);
@@ -512,6 +534,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
       nd::Tensor out = copyOf(*sampler, checked(info[0], "x"));
+      SyncOnThrow guard{*sampler, dtype};
       if (dtype == nd::DType::F32) std::get<0>(*sampler)->prepareStart(out.ptr<float>());
       else std::get<1>(*sampler)->prepareStart(out.ptr<double>());
       finish(*sampler, dtype);
@@ -525,8 +548,9 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   Napi::Value step(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
-      nd::Tensor out = copyOf(*sampler, checked(info[0], "x"));
       nd::Tensor m = checked(info[1], "modelOutput");
+      nd::Tensor out = copyOf(*sampler, checked(info[0], "x"));
+      SyncOnThrow guard{*sampler, dtype};
       stepInto(*sampler, dtype, m, out);
       finish(*sampler, dtype);
       return TensorHandle::wrap(info.Env(), std::move(out));
@@ -538,7 +562,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
       nd::Tensor x = checked(info[0], "x");
       nd::Tensor m = checked(info[1], "modelOutput");
       visit([](auto& s) { return s.nextTime(); });  // throws now (not in the worker) when done
-      auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty(x.shape, x.dtype, device));
+      auto out = std::make_shared<nd::Tensor>(nd::Tensor::empty(x.shape, x.dtype, stateDevice()));
       auto any = sampler;
       auto b = busy;
       auto dt = dtype;
@@ -548,6 +572,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
             info.Env(),
             [any, x, m, out, dt, b] {
               struct Release { std::shared_ptr<std::atomic<bool>> b; ~Release() { b->store(false); } } rel{b};
+              SyncOnThrow guard{*any, dt};
               if (x.device().isCpu()) std::memcpy(out->data(), x.data(), x.nbytes());
               else std::get<0>(*any)->memory().copy(out->ptr<float>(), x.ptr<float>(), x.numel());
               stepInto(*any, dt, m, *out);
@@ -564,6 +589,7 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
   Napi::Value run(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       idle();
+      const nd::Device device = stateDevice();
       ND_REQUIRE(device.isCpu(), Device,
                  "run() drives the loop from host memory; a sampler created on " + device.str() +
                      " is stepped with step() (model denoisers on a GPU move a host sampler's state there themselves)");
@@ -641,12 +667,12 @@ class SamplerHandle : public Napi::ObjectWrap<SamplerHandle> {
             if (std::optional<nd::Device> dev = md.denoiser->commonDevice()) {
               // Every expert is on one GPU: the sampler's state moves there too, so the latent
               // crosses the bus twice per run instead of twice per evaluation.
-              smp.useMemory(sv::makeCudaSamplerMemory(*dev, md.denoiser->deviceStream()));
+              smp.useMemory(sv::makeCudaSamplerMemory(*dev));
               sv::SamplerMemory<float>& mem = smp.memory();
               float* x = mem.allocate(smp.size());
               mem.fromHost(x, out->ptr<float>(), smp.size());
               sv::NativeDenoiseFn<float> fn = [&](const float* xi, double t, double, double, float* o) {
-                md.denoiser->denoiseOnDevice(xi, t, sch.modelTimestep(t), o, routing);
+                md.denoiser->denoiseOnDevice(xi, t, sch.modelTimestep(t), o, routing, mem.stream());
               };
               sv::runLoop(smp, x, fn, keepGoing);
               mem.toHost(out->ptr<float>(), x, smp.size());
@@ -745,7 +771,6 @@ Napi::Value createSampler(const Napi::CallbackInfo& info) {
     sh->sampler = any;
     sh->dtype = dt == "f32" ? nd::DType::F32 : nd::DType::F64;
     sh->size = size;
-    sh->device = device.isCuda() ? device : nd::Device{};
     return h;
   });
 }

@@ -142,6 +142,10 @@ void memcpyAsync(void* dst, const void* src, size_t bytes, void* stream) {
   ND_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream)));
 }
 
+void memsetZeroAsync(void* dst, size_t bytes, void* stream) {
+  ND_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, static_cast<cudaStream_t>(stream)));
+}
+
 void* graphCapture(void* stream, const std::function<void()>& record) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   // Thread-local mode: other threads may keep using the runtime (their own streams) meanwhile.

@@ -49,6 +49,8 @@ void streamDestroy(int device, void* stream) noexcept;
 void streamSynchronize(void* stream);
 // Stream-ordered copy of `bytes` (any direction the runtime can infer: unified addressing).
 void memcpyAsync(void* dst, const void* src, size_t bytes, void* stream);
+// Stream-ordered zero fill of device memory.
+void memsetZeroAsync(void* dst, size_t bytes, void* stream);
 // CUDA graphs: everything `record` enqueues on `stream` is captured (not run) and instantiated.
 // A failure inside `record` ends the capture before it propagates, so the stream stays usable.
 void* graphCapture(void* stream, const std::function<void()>& record);

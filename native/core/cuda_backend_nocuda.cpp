@@ -35,6 +35,7 @@ void* streamCreate(int) { noCuda(); }
 void streamDestroy(int, void*) noexcept {}
 void streamSynchronize(void*) { noCuda(); }
 void memcpyAsync(void*, const void*, size_t, void*) { noCuda(); }
+void memsetZeroAsync(void*, size_t, void*) { noCuda(); }
 void* graphCapture(void*, const std::function<void()>&) { noCuda(); }
 void graphLaunch(void*, void*) { noCuda(); }
 void graphDestroy(void*) noexcept {}

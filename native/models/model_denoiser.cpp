@@ -64,8 +64,6 @@ std::optional<Device> DitDenoiser::commonDevice() const {
   return d;
 }
 
-void* DitDenoiser::deviceStream() const { return experts_.front().onDevice ? experts_.front().onDevice->stream() : nullptr; }
-
 void DitDenoiser::denoise(const float* x, double t, double modelT, float* out, ThreadPool* pool,
                           std::vector<RoutingRecord>* routing) const {
   const int64_t e = expertAt(t);

@@ -57,12 +57,12 @@ class DitDenoiser {
   // The CUDA device every expert runs on when they all run on one (nullopt otherwise): a sampling
   // loop can then keep its state there and call denoiseOnDevice.
   std::optional<Device> commonDevice() const;
-  // The first expert's stream (the sampler's passes queue there).
-  void* deviceStream() const;
   // denoise() with x and out (batch x dim f32) on commonDevice(): the CFG batch is assembled and
-  // combined on the device (classifierFreeGuidanceCuda), nothing crosses to the host but the
-  // routing statistics. Returns when out is complete.
-  void denoiseOnDevice(const float* x, double t, double modelT, float* out, std::vector<RoutingRecord>* routing) const;
+  // combined on the device (classifierFreeGuidanceCuda) on `stream` (the sampler's: the model's own
+  // stream belongs to its forward, under its lock); nothing crosses to the host but the routing
+  // statistics. x must be complete when called; returns when out is.
+  void denoiseOnDevice(const float* x, double t, double modelT, float* out, std::vector<RoutingRecord>* routing,
+                       void* stream) const;
 
  private:
   bool guidedAt(double t) const;

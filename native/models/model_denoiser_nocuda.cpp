@@ -3,7 +3,7 @@
 
 namespace nd::models {
 
-void DitDenoiser::denoiseOnDevice(const float*, double, double, float*, std::vector<RoutingRecord>*) const {
+void DitDenoiser::denoiseOnDevice(const float*, double, double, float*, std::vector<RoutingRecord>*, void*) const {
   fail(ErrorCode::Device, "This build of node-diffusion has no CUDA backend");
 }
 

@@ -102,9 +102,18 @@ T* Sampler<T>::buffer(int k) {
 template <class T>
 void Sampler<T>::useMemory(std::shared_ptr<SamplerMemory<T>> memory) {
   ND_REQUIRE(memory != nullptr, Arg, "useMemory: no memory");
-  bool fresh = evaluations_ == 0 && std::all_of(buffers_.begin(), buffers_.end(), [](T* b) { return b == nullptr; });
-  ND_REQUIRE(fresh, Arg, "Sampler " + spec().name + " already holds state in " + memory_->device().str() +
-                             "; move it before its first step");
+  if (memory == memory_) return;
+  // A sampler that already drew noise or keeps history (heun's churn in start(), a run resumed on
+  // another device) takes its buffers along, through host memory.
+  std::vector<T> staging;
+  for (T*& b : buffers_) {
+    if (!b) continue;
+    staging.resize(size_t(size()));
+    memory_->toHost(staging.data(), b, size());
+    T* moved = memory->allocate(size());
+    memory->fromHost(moved, staging.data(), size());
+    b = moved;
+  }
   memory_ = std::move(memory);
 }
 

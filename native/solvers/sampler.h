@@ -130,8 +130,8 @@ class Sampler {
   // The condition c (conditioned schedules), empty otherwise.
   const std::vector<T>& condition() const { return condition_; }
 
-  // Where the state lives. useMemory() moves a sampler that has not allocated anything yet (no
-  // step, no initial state) to other memory; ERR_ND_ARG afterwards.
+  // Where the state lives. useMemory() moves the sampler, with whatever state it already holds
+  // (history, noise, scratch: copied over), to other memory.
   SamplerMemory<T>& memory() const { return *memory_; }
   void useMemory(std::shared_ptr<SamplerMemory<T>> memory);
   // Scratch vectors for the whole-loop driver (runLoop), k = 0, 1.

@@ -37,6 +37,8 @@ class SamplerMemory {
   virtual void fromHost(T* dst, const T* host, int64_t n) = 0;
   // Waits until every pass enqueued so far is complete (a no-op on the host).
   virtual void synchronize() {}
+  // The CUDA stream the passes are enqueued on (null on the host).
+  virtual void* stream() const { return nullptr; }
 };
 
 template <class T>
@@ -78,7 +80,7 @@ class DeviceSamplerMemory final : public SamplerMemory<float> {
   void toHost(float* host, const float* src, int64_t n) override;
   void fromHost(float* dst, const float* host, int64_t n) override;
   void synchronize() override { hooks_.synchronize(); }
-  void* stream() const { return hooks_.stream; }
+  void* stream() const override { return hooks_.stream; }
 
  private:
   Device device_;

@@ -26,7 +26,9 @@ void DeviceSamplerMemory::run(const StepPass<float>& pass, int64_t n) {
 }
 
 void DeviceSamplerMemory::copy(float* dst, const float* src, int64_t n) {
-  if (dst != src && n > 0) hooks_.copy(dst, src, size_t(n) * sizeof(float));
+  if (dst == src || n <= 0) return;
+  if (hooks_.activate) hooks_.activate();
+  hooks_.copy(dst, src, size_t(n) * sizeof(float));
 }
 
 void DeviceSamplerMemory::randn(float* out, int64_t batch, int64_t dim, const uint64_t* seeds, uint64_t stream) {
@@ -36,12 +38,14 @@ void DeviceSamplerMemory::randn(float* out, int64_t batch, int64_t dim, const ui
 
 void DeviceSamplerMemory::toHost(float* host, const float* src, int64_t n) {
   if (n <= 0) return;
+  if (hooks_.activate) hooks_.activate();
   hooks_.copy(host, src, size_t(n) * sizeof(float));
   hooks_.synchronize();
 }
 
 void DeviceSamplerMemory::fromHost(float* dst, const float* host, int64_t n) {
   if (n <= 0) return;
+  if (hooks_.activate) hooks_.activate();
   hooks_.copy(dst, host, size_t(n) * sizeof(float));
   hooks_.synchronize();  // the host buffer may be reused as soon as this returns
 }
@@ -80,8 +84,7 @@ std::shared_ptr<SamplerMemory<float>> makeCudaSamplerMemory(Device device, void*
   hooks.stream = r->stream;
   hooks.allocate = [r, device](size_t bytes) -> void* {
     Tensor t = Tensor::empty({int64_t(bytes)}, DType::U8, device);
-    cuda::memsetZero(r->device, t.data(), bytes);
-    cuda::synchronize(r->device);  // the memset ran on the default stream, which ours does not wait for
+    cuda::memsetZeroAsync(t.data(), bytes, r->stream);
     r->blocks.push_back(t);
     return t.data();
   };

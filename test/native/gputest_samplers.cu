@@ -156,7 +156,7 @@ ND_TEST(builtin_model_sampling_with_state_on_the_gpu) {
     s.prediction = Prediction::Eps;
     s.seeds = {1, 2, 3, 4};
     auto smp = createSampler<float>("dpmpp-2m", s);
-    if (mode == 2) smp->useMemory(makeCudaSamplerMemory(kGpu, gpuDen.deviceStream()));
+    if (mode == 2) smp->useMemory(makeCudaSamplerMemory(kGpu));
     SamplerMemory<float>& mem = smp->memory();
     float* noise = mem.allocate(n * dim);
     float* x = mem.allocate(n * dim);
@@ -165,7 +165,7 @@ ND_TEST(builtin_model_sampling_with_state_on_the_gpu) {
     NativeDenoiseFn<float> fn = [&](const float* xi, double t, double, double, float* o) {
       if (mode == 0) cpuDen.denoise(xi, t, sch->modelTimestep(t), o, &pool, nullptr);
       else if (mode == 1) gpuDen.denoise(xi, t, sch->modelTimestep(t), o, &pool, nullptr);
-      else gpuDen.denoiseOnDevice(xi, t, sch->modelTimestep(t), o, nullptr);
+      else gpuDen.denoiseOnDevice(xi, t, sch->modelTimestep(t), o, nullptr, mem.stream());
     };
     runLoop(*smp, x, fn);
     std::vector<float> r(size_t(n * dim));

@@ -2,7 +2,8 @@
 // the CPU by the kernel emulator: every registered sampler, f32, against the same sampler with its
 // state in host memory. The device path runs the device step pass and the device Philox kernel,
 // so the requirement is the same bits, not a tolerance. Host memory stands in for device memory
-// behind the memory hooks. Also the device classifier-free guidance kernel against the CPU one.
+// behind the memory hooks. Also a sampler moved to the device mid-run, the device Philox draw, and
+// the device classifier-free guidance kernel against the CPU one.
 // Built only where the CUDA backend is not (the real entry points would collide with these).
 #include "cuda_emu.h"
 
@@ -158,17 +159,37 @@ ND_TEST(host_round_trips_give_the_same_bits_on_the_device) {
   }
 }
 
-ND_TEST(a_sampler_moves_to_the_device_only_before_its_first_step) {
-  SamplerSetup s;
-  s.schedule = makeVpLinear();
-  s.batch = 1;
-  s.dim = 8;
-  s.steps = 3;
-  auto smp = createSampler<float>("ddim", s);
-  std::vector<float> x(8, 0.5f), m(8, 0.1f);
-  smp->step(x.data(), m.data(), x.data());
-  EmulatedDevice dev;
-  CHECK_THROWS_CODE(smp->useMemory(dev.memory()), Arg);
+ND_TEST(a_sampler_moves_to_the_device_mid_run_with_its_state) {
+  // Three steps in host memory, then the history, the noise and the latent move to the device and
+  // the run goes on there: the same bits as a run that never moved (and heun's churn, which draws
+  // noise in start(), moves too).
+  for (const char* name : {"dpmpp-3m-sde", "heun"}) {
+    const int64_t batch = 2, dim = 40;
+    auto run = [&](bool move) {
+      SamplerSetup s;
+      s.schedule = std::string(name) == "heun" ? makeVe() : makeVpLinear();
+      s.steps = 8;
+      s.batch = batch;
+      s.dim = dim;
+      s.prediction = Prediction::X0;
+      s.seeds = {5, 6};
+      if (std::string(name) == "heun") s.options["churn"] = 20.0;
+      auto smp = createSampler<float>(name, s);
+      std::vector<float> noise(size_t(batch * dim)), x(size_t(batch * dim)), m(size_t(batch * dim));
+      randnCpu(noise.data(), DType::F32, batch, dim, s.seeds.data(), 0, nullptr);
+      smp->initialState(noise.data(), x.data());
+      EmulatedDevice dev;
+      for (int k = 0; !smp->done(); ++k) {
+        if (move && k == 3) smp->useMemory(dev.memory());  // host vectors pose as device memory here
+        double t = smp->nextTime();
+        gaussianX0(x.data(), smp->schedule().alpha(t), smp->schedule().sigma(t), batch, dim, m.data());
+        smp->step(x.data(), m.data(), x.data());
+      }
+      CHECK(!move || smp->memory().device().isCuda());
+      return x;
+    };
+    CHECK(sameBits(run(false), run(true)));
+  }
 }
 
 ND_TEST(device_noise_is_randn_cpu) {
